@@ -1,0 +1,5 @@
+"""Builders of anytime networks, in the keras.applications style."""
+
+from keras_anytime.applications.resnet import AnytimeResNet
+
+__all__ = ["AnytimeResNet"]

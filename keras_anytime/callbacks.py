@@ -1,0 +1,129 @@
+"""AdaLoss: adaptive per-exit loss weights (Hu et al., AAAI 2019, arXiv 1708.06832)."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_anytime.models import AnytimeModel, ExitWeighting
+
+
+class AdaLoss(keras.callbacks.Callback):
+    """Re-weights the exits' losses so that each counts on the same scale.
+
+    AdaLoss minimises sum_i log(E[loss_i]); its gradient weights exit i by 1/E[loss_i].
+    The rule, as in the authors' tensorpack code (`AdaptiveLossWeight`):
+
+    - every training step with finite losses l (K,):
+      `avg <- l` on the first step, else `avg <- momentum * avg + (1 - momentum) * l`;
+    - every `update_every` such steps:
+      `v = 1 / (avg + epsilon)`, `v /= max(v)`, `v[K-1] += final_extra`, `v /= max(v)`,
+      `w = (1 - gamma) * v + gamma`.
+    Before the first update the weights are those given to `compile` (all 1 by default).
+
+    The update runs inside the compiled training step (on TensorFlow and JAX), from the
+    model's `exit_weighting` state; the new weights take effect from the next step.
+    A step with a NaN or infinite loss leaves the state untouched and is counted; the
+    callback warns once. The weights appear in `logs` as `adaloss_w_1 … adaloss_w_K`
+    (per batch and per epoch), so History, CSVLogger and TensorBoard record them, and the
+    state is saved with the model's weights, so `keras.callbacks.BackupAndRestore` and
+    `.keras` files restore it on resume.
+
+    Args:
+        momentum: decay of the moving average of each exit's loss, in [0, 1).
+        gamma: floor mixed into every weight, in [0, 1].
+        final_extra: extra weight added to the last exit before re-normalising, >= 0.
+        update_every: recompute the weights every this many steps, >= 1.
+        epsilon: added to the averages before inverting, > 0.
+
+    Example:
+        model = keras_anytime.applications.AnytimeResNet(depth=20)
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x, y, callbacks=[keras_anytime.callbacks.AdaLoss()])
+    """
+
+    def __init__(
+        self,
+        momentum: float = 0.9,
+        gamma: float = 0.07,
+        final_extra: float = 0.0,
+        update_every: int = 100,
+        epsilon: float = 1e-8,
+    ):
+        super().__init__()
+        checks = [
+            (0.0 <= momentum < 1.0, f"momentum must be in [0, 1), got {momentum}"),
+            (0.0 <= gamma <= 1.0, f"gamma must be in [0, 1], got {gamma}"),
+            (final_extra >= 0.0, f"final_extra must be >= 0, got {final_extra}"),
+            (
+                isinstance(update_every, (int, np.integer)) and update_every >= 1,
+                f"update_every must be an integer >= 1, got {update_every!r}",
+            ),
+            (epsilon > 0.0, f"epsilon must be > 0, got {epsilon}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        self.momentum = float(momentum)
+        self.gamma = float(gamma)
+        self.final_extra = float(final_extra)
+        self.update_every = int(update_every)
+        self.epsilon = float(epsilon)
+        self._warned = False
+
+    def update(self, state: ExitWeighting, exit_losses) -> None:
+        """One step of the rule, in `keras.ops`; called by `AnytimeModel.compute_loss`."""
+        k = state.num_exits
+        finite = ops.all(ops.isfinite(exit_losses))
+        safe = ops.where(ops.isfinite(exit_losses), exit_losses, ops.zeros_like(exit_losses))
+        avg = ops.convert_to_tensor(state.avg_losses)
+        steps = ops.convert_to_tensor(state.steps)
+        weights = ops.convert_to_tensor(state.weights_var)
+        nonfinite = ops.convert_to_tensor(state.nonfinite_steps)
+        moved = ops.where(
+            ops.equal(steps, 0.0), safe, self.momentum * avg + (1.0 - self.momentum) * safe
+        )
+        new_avg = ops.where(finite, moved, avg)
+        new_steps = steps + ops.cast(finite, "float32")
+
+        v = 1.0 / (new_avg + self.epsilon)
+        v = v / ops.max(v)
+        v = v + self.final_extra * ops.convert_to_tensor(np.eye(k, dtype="float32")[k - 1])
+        v = v / ops.max(v)
+        proposed = (1.0 - self.gamma) * v + self.gamma
+        due = ops.logical_and(finite, ops.equal(ops.mod(new_steps, self.update_every), 0.0))
+
+        state.weights_var.assign(ops.where(due, proposed, weights))
+        state.avg_losses.assign(new_avg)
+        state.steps.assign(new_steps)
+        state.nonfinite_steps.assign(nonfinite + 1.0 - ops.cast(finite, "float32"))
+
+    def on_train_begin(self, logs=None):
+        if not isinstance(self.model, AnytimeModel):
+            raise TypeError(
+                "AdaLoss needs a keras_anytime AnytimeModel (what the builders in "
+                "keras_anytime.applications return); got "
+                f"{type(self.model).__name__}. Wrap a functional multi-exit model as "
+                "AnytimeModel(inputs, outputs)."
+            )
+        if self.model.num_exits < 2:
+            raise ValueError("AdaLoss balances several exits; this model has one output.")
+        self.model.set_loss_balancer(self)
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = int(ops.convert_to_numpy(self.model.exit_weighting.nonfinite_steps))
+        if bad and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"AdaLoss: {bad} training step(s) had a NaN or infinite exit loss; their "
+                "losses were left out of the moving averages. Lower the learning rate or "
+                "check the inputs.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def on_train_end(self, logs=None):
+        self.model.set_loss_balancer(None)

@@ -1,0 +1,262 @@
+"""`AnytimeModel`: a functional Keras model with one output per exit.
+
+It differs from a plain functional model in three ways, all about training:
+
+- A single label array (or a `(image, label)` dataset) feeds every exit, and a single
+  loss or a flat metrics list is applied to every exit.
+- The per-exit loss weights live in the model as state (`exit_weighting`), not as Python
+  floats baked into the compiled step. The weighted total is computed in `compute_loss`
+  from that state, so a balancer such as `callbacks.AdaLoss` can change the weights
+  inside the training step on any backend, with no retracing.
+- That state is saved with the model's weights, so checkpoints and
+  `keras.callbacks.BackupAndRestore` restore it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import keras
+import numpy as np
+from keras import ops
+
+
+class LossBalancer(Protocol):
+    """What `AnytimeModel` asks of a loss balancer (see `callbacks.AdaLoss`)."""
+
+    def update(self, state: ExitWeighting, exit_losses: Any) -> None:
+        """Update `state` in the training step from this step's per-exit losses (K,)."""
+
+
+class ExitWeighting(keras.metrics.Metric):
+    """Per-exit loss weights and the statistics a balancer keeps about the losses.
+
+    Variables (all float32, shape (K,) or scalar):
+      weights: the loss weight of each exit, used by the next training step.
+      avg_losses: moving average of each exit's loss (AdaLoss).
+      steps: training steps with finite losses seen so far.
+      nonfinite_steps: training steps whose losses were NaN or infinite.
+
+    It is a `Metric` so that its variables are carried through the training step on
+    every backend, and its `result()` puts the weights in `logs` while a balancer is
+    active (`adaloss_w_1 … adaloss_w_K`). `reset_state` does nothing: the state
+    persists across epochs and is training state, not an epoch statistic.
+    """
+
+    def __init__(self, num_exits: int, name: str = "exit_weighting", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_exits = num_exits
+        self.log_weights = False
+        self.weights_var = self.add_variable(
+            shape=(num_exits,), initializer="ones", name="weights", aggregation="mean"
+        )
+        self.avg_losses = self.add_variable(
+            shape=(num_exits,), initializer="zeros", name="avg_losses", aggregation="mean"
+        )
+        self.steps = self.add_variable(
+            shape=(), initializer="zeros", name="steps", aggregation="mean"
+        )
+        self.nonfinite_steps = self.add_variable(
+            shape=(), initializer="zeros", name="nonfinite_steps", aggregation="mean"
+        )
+
+    def update_state(self, *args, **kwargs):
+        raise NotImplementedError(
+            "ExitWeighting is updated by a loss balancer (callbacks.AdaLoss), not by "
+            "update_state."
+        )
+
+    def reset_state(self):
+        """Keep the state across epochs (Keras calls this at every epoch start)."""
+
+    def result(self) -> dict:
+        if not self.log_weights:
+            return {}
+        return {f"adaloss_w_{i + 1}": self.weights_var[i] for i in range(self.num_exits)}
+
+    def get_config(self) -> dict:
+        return {"num_exits": self.num_exits, "name": self.name}
+
+
+class _FunctionLoss(keras.losses.Loss):
+    """A loss function `fn(y_true, y_pred) -> (batch,)` as a `Loss` object."""
+
+    def __init__(self, fn, name: str | None = None):
+        super().__init__(name=name or fn.__name__)
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
+def _as_loss(identifier) -> keras.losses.Loss:
+    loss = keras.losses.get(identifier)
+    if isinstance(loss, keras.losses.Loss):
+        return loss
+    if callable(loss):
+        return _FunctionLoss(loss)
+    raise ValueError(f"Unknown loss {identifier!r}: pass a keras.losses name, function or Loss.")
+
+
+def _per_exit(value, num_exits: int, what: str) -> list:
+    """A single value applied to every exit, or a list of one value per exit."""
+    if isinstance(value, (list, tuple)) and len(value) == num_exits and num_exits > 1:
+        return list(value)
+    if isinstance(value, dict):
+        raise ValueError(f"Pass `{what}` as one value or a list of {num_exits}, not a dict.")
+    if isinstance(value, (list, tuple)) and num_exits == 1 and len(value) == 1:
+        return list(value)
+    if isinstance(value, (list, tuple)) and what == "loss":
+        raise ValueError(
+            f"`loss` has {len(value)} entries but the model has {num_exits} exits: pass "
+            f"one loss for every exit or a list of {num_exits}."
+        )
+    return [value] * num_exits
+
+
+def _num_replicas() -> int:
+    """Replicas in sync under the current tf.distribute strategy (1 on other backends)."""
+    if keras.config.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _clone_metric(metric):
+    if isinstance(metric, keras.metrics.Metric):
+        return metric.__class__.from_config(metric.get_config())
+    return metric
+
+
+@keras.saving.register_keras_serializable(package="keras_anytime")
+class AnytimeModel(keras.Model):
+    """A functional model whose outputs are exits, ordered shallow to deep.
+
+    Build it like a functional model, `AnytimeModel(inputs, [exit_1, ..., exit_K])`;
+    the builders in `keras_anytime.applications` return one.
+
+    `compile(optimizer, loss, loss_weights=None, metrics=None)`:
+      loss: one loss for every exit, or a list of K.
+      loss_weights: a list of K floats (for example from `keras_anytime.weighting`);
+        all 1 when omitted. Stored in `exit_weighting.weights_var`.
+      metrics: a flat list (applied to every exit, logged as `exit_3_accuracy`) or a
+        list of K lists.
+    The logged `loss` is sum_i w_i * loss_i (plus regularisation); `exit_i_loss` are the
+    unweighted per-exit losses.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.exit_weighting = ExitWeighting(len(self.outputs))
+        self.exit_loss_trackers = [
+            keras.metrics.Mean(name=f"{name}_loss") for name in self.output_names
+        ]
+        self.loss_balancer: LossBalancer | None = None
+        self._exit_losses: list[keras.losses.Loss] | None = None
+
+    @property
+    def num_exits(self) -> int:
+        return len(self.outputs)
+
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, **kwargs):
+        k = self.num_exits
+        if metrics is not None:
+            if isinstance(metrics, (list, tuple)) and all(
+                isinstance(m, (list, tuple)) for m in metrics
+            ):
+                if len(metrics) != k:
+                    raise ValueError(f"`metrics` has {len(metrics)} lists for {k} exits.")
+            else:
+                flat = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+                metrics = [[_clone_metric(m) for m in flat] for _ in range(k)]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        self._exit_losses = (
+            None if loss is None else [_as_loss(x) for x in _per_exit(loss, k, "loss")]
+        )
+        self.set_loss_weights(np.ones(k) if loss_weights is None else loss_weights)
+
+    def compile_from_config(self, config):
+        """Re-compile from a saved `.keras` file's compile config."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def set_loss_weights(self, weights: Sequence[float]) -> None:
+        """Set the per-exit loss weights used from the next training step on."""
+        w = np.asarray(weights, dtype="float32").reshape(-1)
+        if w.shape != (self.num_exits,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(
+                f"loss_weights must be {self.num_exits} finite non-negative floats, one per "
+                f"exit; got {list(np.asarray(weights).reshape(-1))}."
+            )
+        self.exit_weighting.weights_var.assign(w)
+
+    def set_loss_balancer(self, balancer: LossBalancer | None) -> None:
+        """Install (or remove) a balancer that updates the weights in the training step.
+
+        The training function is rebuilt once so the next `fit` step calls it.
+        """
+        self.loss_balancer = balancer
+        self.exit_weighting.log_weights = balancer is not None
+        if self.train_function is not None:
+            self.make_train_function(force=True)
+
+    def _labels_for_every_exit(self, y, y_pred):
+        if isinstance(y_pred, (list, tuple)) and not isinstance(y, (list, tuple, dict)):
+            return [y] * len(y_pred)
+        return y
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self._exit_losses is None:
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        y_pred = list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+        y = self._labels_for_every_exit(y, y_pred)
+        if isinstance(y, dict):
+            y = [y[name] for name in self.output_names]
+        y = y if isinstance(y, (list, tuple)) else [y]
+        if len(y) != len(y_pred):
+            raise ValueError(
+                f"Got {len(y)} label arrays for {len(y_pred)} exits: pass one label array "
+                "(used by every exit) or one per exit."
+            )
+        # Keras losses divide by the replica count under tf.distribute (gradients are
+        # summed across replicas); the trackers and the balancer see the true values.
+        exit_losses = ops.stack(
+            [
+                ops.cast(fn(y_t, ops.cast(y_p, "float32"), sample_weight), "float32")
+                for fn, y_t, y_p in zip(self._exit_losses, y, y_pred)
+            ]
+        )
+        true_losses = ops.stop_gradient(exit_losses) * _num_replicas()
+        batch = ops.shape(y_pred[0])[0]
+        for i, tracker in enumerate(self.exit_loss_trackers):
+            tracker.update_state(true_losses[i], sample_weight=batch)
+        weights = ops.stop_gradient(ops.convert_to_tensor(self.exit_weighting.weights_var))
+        total = ops.sum(weights * exit_losses)
+        if training and self.loss_balancer is not None:
+            self.loss_balancer.update(self.exit_weighting, true_losses)
+        for extra in self.losses:
+            total = total + ops.cast(ops.sum(extra), "float32")
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(
+            x, self._labels_for_every_exit(y, y_pred), y_pred, sample_weight
+        )
+
+    # The weighting state is saved beside the model's own variables, so `.keras` files,
+    # `save_weights` and `BackupAndRestore` keep it.
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for v in self.exit_weighting.variables:
+            store[f"exit_weighting_{v.name}"] = v
+
+    def load_own_variables(self, store):
+        for v in self.exit_weighting.variables:
+            key = f"exit_weighting_{v.name}"
+            if key in store.keys():
+                v.assign(store[key])
+        own = {k: store[k] for k in store.keys() if not k.startswith("exit_weighting_")}
+        super().load_own_variables(own)

@@ -1,0 +1,68 @@
+"""Static per-exit loss weights, one float per exit, for `compile(loss_weights=...)`.
+
+The schemes are those compared in Hu et al. (AAAI 2019, arXiv 1708.06832); `sieve`
+follows the authors' `sieve_loss_weights`. Exits are ordered shallow to deep.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def _check(k: int) -> None:
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"The number of exits must be an integer >= 1, got {k!r}.")
+
+
+def const(k: int) -> list[float]:
+    """CONST: every exit weighs 1."""
+    _check(k)
+    return [1.0] * k
+
+
+def linear(k: int, low: float = 0.25, high: float = 1.0) -> list[float]:
+    """LINEAR: a straight line from `low` at the first exit to `high` at the last."""
+    _check(k)
+    if k == 1:
+        return [float(high)]
+    return [low + (high - low) * i / (k - 1) for i in range(k)]
+
+
+def half_end(k: int) -> list[float]:
+    """HALF-END: 1/(K-1) on each early exit and 1 on the last, so the last exit holds
+    half of the total weight."""
+    _check(k)
+    if k == 1:
+        return [1.0]
+    return [1.0 / (k - 1)] * (k - 1) + [1.0]
+
+
+def sieve(k: int) -> list[float]:
+    """SIEVE: for step = 1, 2, 4, ... while step < K, add 1 to every step-th exit
+    counting back from the deepest; the deepest then gets the sum of all the others;
+    the weights are scaled to sum to log2(K + 1)."""
+    _check(k)
+    if k == 1:
+        return [1.0]
+    back = [0.0] * k  # back[j] is the weight of the exit j places before the deepest
+    step = 1
+    while step < k:
+        for j in range(0, k, step):
+            back[j] += 1.0
+        step *= 2
+    back[0] = sum(back[1:])
+    scale = math.log2(k + 1) / sum(back)
+    return [w * scale for w in reversed(back)]
+
+
+def opt(k: int, at: int) -> list[float]:
+    """OPT: weight 1 at exit `at` only. `at` counts from 1 (exit_1 … exit_K), like the
+    output names; -1 means the last exit."""
+    _check(k)
+    index = k if at == -1 else at
+    if not isinstance(index, int) or not 1 <= index <= k:
+        raise ValueError(f"`at` must be an exit number in 1..{k} (or -1), got {at!r}.")
+    return [1.0 if i == index else 0.0 for i in range(1, k + 1)]
+
+
+SCHEMES = {"const": const, "linear": linear, "half_end": half_end, "sieve": sieve}

@@ -86,7 +86,9 @@ def _ancestor_macs(output, cache: dict) -> dict:
         if key in found:
             continue
         if key not in cache:
-            shapes = [tuple(t.shape) for t in node.input_tensors] or [tuple(node.output_tensors[0].shape)]
+            shapes = [tuple(t.shape) for t in node.input_tensors] or [
+                tuple(node.output_tensors[0].shape)
+            ]
             out_shape = tuple(node.output_tensors[0].shape)
             if any(d is None for s in (shapes[0], out_shape) for d in s[1:]):
                 raise ValueError(

@@ -63,8 +63,7 @@ class ExitWeighting(keras.metrics.Metric):
 
     def update_state(self, *args, **kwargs):
         raise NotImplementedError(
-            "ExitWeighting is updated by a loss balancer (callbacks.AdaLoss), not by "
-            "update_state."
+            "ExitWeighting is updated by a loss balancer (callbacks.AdaLoss), not by update_state."
         )
 
     def reset_state(self):

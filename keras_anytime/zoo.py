@@ -89,9 +89,7 @@ def weights_path(
         if p["builder"] == builder and p["config"] == config and p["weights"] == weights
     ]
     if not matches:
-        available = [
-            f"{p['name']} ({p['builder']} {p['config']})" for p in _manifest().values()
-        ]
+        available = [f"{p['name']} ({p['builder']} {p['config']})" for p in _manifest().values()]
         raise ValueError(
             f"No {weights!r} checkpoint for {builder} with config {config}. Presets that "
             f"exist: {available or 'none yet'}. Use weights=None to train from scratch."

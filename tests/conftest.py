@@ -19,7 +19,10 @@ def shared_cifar10() -> Path | None:
 def cifar_dir() -> Path:
     path = shared_cifar10()
     if path is None:
-        pytest.skip("CIFAR-10 NumPy files not found: set KERAS_ANYTIME_DATA or provide ../shared/data/cifar10")
+        pytest.skip(
+            "CIFAR-10 NumPy files not found: set KERAS_ANYTIME_DATA "
+            "or provide ../shared/data/cifar10"
+        )
     return path
 
 

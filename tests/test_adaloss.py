@@ -69,7 +69,9 @@ def test_logged_loss_is_weighted_sum_with_current_weights():
 
 def test_weights_reach_the_gradient():
     model = dense_anytime()
-    model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy", loss_weights=[0, 0, 1])
+    model.compile(
+        keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy", loss_weights=[0, 0, 1]
+    )
     x, y = toy_data()
     before = {k: np.array(model.get_layer(f"exit_{k}").kernel) for k in (1, 2, 3)}
     model.train_on_batch(x, y)
@@ -81,7 +83,9 @@ def test_weights_reach_the_gradient():
 
 def test_fit_with_callback_logs_weights_per_epoch(tmp_path):
     model = dense_anytime()
-    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     x, y = toy_data(256)
     csv = tmp_path / "history.csv"
     history = model.fit(
@@ -117,7 +121,9 @@ def test_nan_loss_leaves_averages_and_warns_once():
     bad[:] = np.nan
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.fit(bad, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb := AdaLoss(update_every=1)])
+        model.fit(
+            bad, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb := AdaLoss(update_every=1)]
+        )
     ours = [c for c in caught if "AdaLoss" in str(c.message)]
     assert len(ours) == 1 and "NaN or infinite" in str(ours[0].message)
     np.testing.assert_array_equal(np.array(model.exit_weighting.avg_losses), avg)
@@ -212,7 +218,11 @@ def test_same_weights_on_jax_and_tensorflow(backend):
         env = {**os.environ, "KERAS_BACKEND": name, "JAX_PLATFORMS": "cpu"}
         out = subprocess.run(
             [sys.executable, "-c", BACKEND_SCRIPT, tests_dir],
-            env=env, capture_output=True, text=True, timeout=300, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert out.returncode == 0, out.stderr[-3000:]
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -51,9 +51,13 @@ def check_min_size(x, min_size: int, what: str) -> None:
 
 def preprocessing(x, imagenet: bool):
     """Normalise raw RGB in 0..255 with fixed per-channel statistics."""
-    mean, variance = (IMAGENET_MEAN, IMAGENET_VARIANCE) if imagenet else (
-        CIFAR10_MEAN,
-        CIFAR10_VARIANCE,
+    mean, variance = (
+        (IMAGENET_MEAN, IMAGENET_VARIANCE)
+        if imagenet
+        else (
+            CIFAR10_MEAN,
+            CIFAR10_VARIANCE,
+        )
     )
     return layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
 

@@ -139,7 +139,9 @@ def AnytimeResNet(
         stage_units, widths, unit = [n, n, n], [width, 2 * width, 4 * width], basic_unit
     exits = set(base.exit_units(sum(stage_units), exit_every))
 
-    inputs, x = base.model_input(input_tensor, input_shape, (224, 224, 3) if imagenet else (32, 32, 3))
+    inputs, x = base.model_input(
+        input_tensor, input_shape, (224, 224, 3) if imagenet else (32, 32, 3)
+    )
     # Every stride-2 step halves the map; it must stay at least 1x1 at the last stage.
     base.check_min_size(x, 32 if imagenet else 4, f"AnytimeResNet-{depth} ({variant} form)")
     if include_preprocessing:

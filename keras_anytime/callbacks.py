@@ -114,6 +114,9 @@ class AdaLoss(keras.callbacks.Callback):
         self.model.set_loss_balancer(self)
 
     def on_epoch_end(self, epoch, logs=None):
+        # evaluate() reports the weights too; they are training state, not a val metric
+        for key in [key for key in logs or {} if key.startswith("val_adaloss_w_")]:
+            del logs[key]
         bad = int(ops.convert_to_numpy(self.model.exit_weighting.nonfinite_steps))
         if bad and not self._warned:
             self._warned = True

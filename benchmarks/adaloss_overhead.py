@@ -1,0 +1,87 @@
+"""Step time of `fit` with AdaLoss against the same model with fixed `loss_weights`.
+
+Both runs use the same 9-exit ResNet-20, the same synthetic CIFAR-sized batches and the same
+compiled step; they differ only in the AdaLoss update inside the step. Rounds alternate
+between the two so drifts in machine load hit both alike; the figure is the ratio of the
+median step times.
+
+    python3 benchmarks/adaloss_overhead.py [--steps 40] [--rounds 3] [--batch-size 128]
+"""
+
+import argparse
+import json
+import time
+
+import keras
+import numpy as np
+
+from keras_anytime import weighting
+from keras_anytime.applications import AnytimeResNet
+from keras_anytime.callbacks import AdaLoss
+
+
+class StepTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def make(adaloss: bool):
+    keras.utils.set_random_seed(0)
+    model = AnytimeResNet(20)
+    model.compile(
+        keras.optimizers.SGD(0.01, momentum=0.9),
+        "sparse_categorical_crossentropy",
+        loss_weights=weighting.const(model.num_exits),
+        metrics=["accuracy"],
+    )
+    callbacks = [AdaLoss(update_every=10)] if adaloss else []
+    return model, callbacks
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    n = args.steps * args.batch_size
+    x = rng.integers(0, 256, (n, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, n)
+    runs = {"fixed": make(False), "adaloss": make(True)}
+    times = {name: [] for name in runs}
+    for model, callbacks in runs.values():  # warm-up: trace and compile both
+        model.fit(
+            x[: 2 * args.batch_size],
+            y[: 2 * args.batch_size],
+            batch_size=args.batch_size,
+            epochs=1,
+            verbose=0,
+            callbacks=callbacks,
+        )
+    for _ in range(args.rounds):
+        for name, (model, callbacks) in runs.items():
+            timer = StepTimer()
+            model.fit(
+                x, y, batch_size=args.batch_size, epochs=1, verbose=0, callbacks=[*callbacks, timer]
+            )
+            times[name].extend(timer.times[1:])  # the first step of a fit includes setup
+    medians = {name: float(np.median(t)) for name, t in times.items()}
+    result = {
+        "backend": keras.config.backend(),
+        "batch_size": args.batch_size,
+        "steps_timed": {name: len(t) for name, t in times.items()},
+        "median_step_s": medians,
+        "ratio_adaloss_over_fixed": medians["adaloss"] / medians["fixed"],
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

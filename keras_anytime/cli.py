@@ -1,0 +1,282 @@
+"""The `keras-anytime` command: `train`, `eval` and `zoo list`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+FAMILIES = ("resnet",)
+WEIGHTINGS = ("adaloss", "const", "linear", "half_end", "sieve", "opt")
+
+TRAIN_EXAMPLE = """example:
+  keras-anytime train --family resnet --depth 20 --weighting adaloss --epochs 2 \\
+      --data cifar10 --data-dir ../shared/data/cifar10 --out runs/resnet20-adaloss
+
+Writes OUT/history.csv (per-exit metrics and AdaLoss weights per epoch), OUT/backup/ (a
+checkpoint every epoch; rerunning the same command resumes from it), OUT/best.weights.h5
+(best val accuracy at the last exit), OUT/model.keras and OUT/eval.json (per-exit val).
+"""
+EVAL_EXAMPLE = """examples:
+  keras-anytime eval runs/resnet20-adaloss/model.keras --data-dir ../shared/data/cifar10
+  keras-anytime eval resnet32_cifar10 --split val --out eval/
+
+Prints each exit's cumulative MACs, accuracy and loss; writes OUT/anytime_curve.png and
+OUT/eval.json.
+"""
+ZOO_EXAMPLE = """example:
+  keras-anytime zoo list
+"""
+
+
+def build_model(args):
+    from keras_anytime.applications import AnytimeResNet
+
+    if args.family == "resnet":
+        return AnytimeResNet(
+            depth=args.depth,
+            width=args.width,
+            exit_every=args.exit_every,
+            classes=args.classes,
+            name=f"anytime_resnet{args.depth}",
+        )
+    raise ValueError(f"Unknown family {args.family!r}: use one of {FAMILIES}.")
+
+
+def loss_weights(args, num_exits: int) -> list[float]:
+    from keras_anytime import weighting
+
+    if args.weighting in ("adaloss", "const"):
+        return weighting.const(num_exits)
+    if args.weighting == "opt":
+        return weighting.opt(num_exits, args.opt_at)
+    return weighting.SCHEMES[args.weighting](num_exits)
+
+
+def _strategy(name: str):
+    import tensorflow as tf
+
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise SystemExit("--strategy multiworker needs TF_CONFIG (cluster and task) set.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise SystemExit(f"Unknown strategy {name!r}: use none, mirrored or multiworker.")
+
+
+def _best_so_far(history: Path, key: str) -> float | None:
+    if not history.is_file():
+        return None
+    with open(history) as f:
+        values = [float(row[key]) for row in csv.DictReader(f) if row.get(key)]
+    return max(values) if values else None
+
+
+def train(args) -> int:
+    import keras
+
+    from keras_anytime import datasets, recipes
+    from keras_anytime.callbacks import AdaLoss
+    from keras_anytime.evaluation import evaluate_exits, format_table
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    recipes.set_mixed_precision(args.mixed_precision)
+    strategy = _strategy(args.strategy)
+
+    train_ds = datasets.load(
+        args.data, args.train_split, args.data_dir, args.batch_size, seed=args.seed
+    )
+    val_ds = datasets.load(args.data, args.val_split, args.data_dir, 256)
+    steps = args.steps_per_epoch or int(train_ds.cardinality())
+    if steps < 1:
+        raise SystemExit("The training split gave no full batch; lower --batch-size.")
+
+    with strategy.scope():
+        model = build_model(args)
+        k = model.num_exits
+        model.compile(
+            recipes.optimizer(args.recipe, args.epochs, steps, args.batch_size, args.lr),
+            "sparse_categorical_crossentropy",
+            loss_weights=loss_weights(args, k),
+            metrics=["accuracy"],
+        )
+    monitor = f"val_exit_{k}_accuracy"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(out / "best.weights.h5"),
+            monitor=monitor,
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=_best_so_far(out / "history.csv", monitor),
+        ),
+    ]
+    if args.weighting == "adaloss":
+        callbacks.insert(
+            0,
+            AdaLoss(
+                momentum=args.adaloss_momentum,
+                gamma=args.gamma,
+                final_extra=args.final_extra,
+                update_every=args.update_every,
+            ),
+        )
+    callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv"), append=True))
+    run = {"argv": sys.argv, "args": vars(args), "keras": keras.__version__}
+    (out / "run.json").write_text(json.dumps(run, indent=2, default=str))
+
+    start = time.time()
+    model.fit(
+        train_ds,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        validation_data=val_ds,
+        callbacks=callbacks,
+        verbose=args.verbose,
+        shuffle=False,  # the dataset shuffles itself
+    )
+    seconds = time.time() - start
+    model.save(out / "model.keras")
+    rows = evaluate_exits(model, val_ds)
+    print(format_table(rows, args.val_split))
+    report = {"split": args.val_split, "exits": rows, "train_seconds_this_run": seconds}
+    (out / "eval.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _load_for_eval(name: str):
+    import keras
+
+    from keras_anytime import zoo
+
+    if Path(name).exists():
+        return keras.saving.load_model(name, compile=False)
+    if name in zoo.list_models():
+        return zoo.load(name)
+    raise SystemExit(
+        f"{name!r} is neither a saved model file nor a zoo preset. Presets: "
+        f"{zoo.list_models() or 'none yet'}."
+    )
+
+
+def evaluate(args) -> int:
+    from keras_anytime import datasets
+    from keras_anytime.evaluation import evaluate_exits, format_table, plot_anytime_curves
+
+    model = _load_for_eval(args.model)
+    dataset = datasets.load(args.data, args.split, args.data_dir, args.batch_size)
+    rows = evaluate_exits(model, dataset)
+    print(format_table(rows, args.split))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_anytime_curves({model.name: rows}, str(out / "anytime_curve.png"), args.split)
+    (out / "eval.json").write_text(json.dumps({"split": args.split, "exits": rows}, indent=2))
+    print(f"wrote {out / 'anytime_curve.png'} and {out / 'eval.json'}")
+    return 0
+
+
+def zoo_list(args) -> int:
+    from keras_anytime import zoo
+
+    names = zoo.list_models()
+    if not names:
+        print("No presets in the zoo yet.")
+    for name in names:
+        p = zoo.get_preset(name)
+        acc = p.get("val_accuracy") or [math.nan]
+        print(f"{name:<28} {p['builder']:<16} last-exit val acc {100 * acc[-1]:.2f}%")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    top = argparse.ArgumentParser(
+        prog="keras-anytime", description="Train and evaluate anytime (multi-exit) networks."
+    )
+    verbs = top.add_subparsers(dest="verb", required=True)
+
+    t = verbs.add_parser(
+        "train",
+        help="train an anytime network",
+        description="Train an anytime network with a loss weighting, resumably.",
+        epilog=TRAIN_EXAMPLE,
+        formatter_class=fmt,
+    )
+    t.add_argument("--family", choices=FAMILIES, default="resnet")
+    t.add_argument("--depth", type=int, default=20)
+    t.add_argument("--width", type=int, default=None, help="base width (16 CIFAR, 64 ImageNet)")
+    t.add_argument("--exit-every", type=int, default=1)
+    t.add_argument("--classes", type=int, default=10)
+    t.add_argument("--weighting", choices=WEIGHTINGS, default="adaloss")
+    t.add_argument("--opt-at", type=int, default=-1, help="exit (1-based) for --weighting opt")
+    t.add_argument("--gamma", type=float, default=0.07, help="AdaLoss gamma")
+    t.add_argument("--adaloss-momentum", type=float, default=0.9)
+    t.add_argument("--final-extra", type=float, default=0.0)
+    t.add_argument("--update-every", type=int, default=100)
+    t.add_argument("--epochs", type=int, default=2)
+    t.add_argument("--recipe", choices=("short", "paper"), default="short")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.1/128)")
+    t.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 policy")
+    t.add_argument("--data", default="cifar10")
+    t.add_argument("--data-dir", default=None, help="local NumPy folder (else tfds)")
+    t.add_argument("--train-split", default="train")
+    t.add_argument("--val-split", default="val")
+    t.add_argument("--steps-per-epoch", type=int, default=None)
+    t.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default="none")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity (1: bar)")
+    t.add_argument("--out", required=True, help="output folder")
+    t.set_defaults(func=train)
+
+    e = verbs.add_parser(
+        "eval",
+        help="evaluate every exit of a saved model or zoo preset",
+        description="Evaluate every exit of a saved model or zoo preset on a data split.",
+        epilog=EVAL_EXAMPLE,
+        formatter_class=fmt,
+    )
+    e.add_argument("model", help="a .keras file or a zoo preset name")
+    e.add_argument("--data", default="cifar10")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--split", default="val")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--out", default=".", help="folder for anytime_curve.png and eval.json")
+    e.set_defaults(func=evaluate)
+
+    z = verbs.add_parser(
+        "zoo",
+        help="the pretrained presets",
+        description="List the pretrained presets.",
+        epilog=ZOO_EXAMPLE,
+        formatter_class=fmt,
+    )
+    z_verbs = z.add_subparsers(dest="zoo_verb", required=True)
+    z_verbs.add_parser(
+        "list",
+        help="list the presets",
+        description="List the presets.",
+        epilog=ZOO_EXAMPLE,
+        formatter_class=fmt,
+    ).set_defaults(func=zoo_list)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

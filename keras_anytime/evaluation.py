@@ -1,0 +1,83 @@
+"""Per-exit evaluation and the anytime curve (accuracy against cumulative MACs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from keras_anytime.flops import exit_flops
+
+
+def exit_predictions(model, dataset) -> tuple[list[np.ndarray], np.ndarray]:
+    """Every exit's class probabilities (N, classes) over `dataset`, and the labels (N,)."""
+    outputs, labels = [], []
+    for images, batch_labels in dataset:
+        preds = model(images, training=False)
+        preds = preds if isinstance(preds, (list, tuple)) else [preds]
+        outputs.append([np.asarray(p, dtype=np.float32) for p in preds])
+        labels.append(np.asarray(batch_labels))
+    if not outputs:
+        raise ValueError("The dataset is empty.")
+    per_exit = [np.concatenate([batch[k] for batch in outputs]) for k in range(len(outputs[0]))]
+    return per_exit, np.concatenate(labels)
+
+
+def evaluate_exits(model, dataset) -> list[dict]:
+    """One row per exit: `exit` (1-based), `macs` (cumulative, one image), `accuracy`
+    (top-1, 0..1) and `loss` (mean cross-entropy), over the whole `dataset`."""
+    probs, labels = exit_predictions(model, dataset)
+    macs = exit_flops(model)
+    rows = []
+    for k, (p, m) in enumerate(zip(probs, macs, strict=True), start=1):
+        picked = np.clip(p[np.arange(len(labels)), labels], 1e-12, None)
+        rows.append(
+            {
+                "exit": k,
+                "macs": int(m),
+                "accuracy": float(np.mean(np.argmax(p, axis=1) == labels)),
+                "loss": float(-np.mean(np.log(picked))),
+            }
+        )
+    return rows
+
+
+def format_table(rows: Sequence[dict], split: str) -> str:
+    """The per-exit table as aligned text."""
+    lines = [f"{'exit':>4}  {'MMACs':>9}  {split + ' acc %':>10}  {'loss':>7}"]
+    for r in rows:
+        mmacs, acc = r["macs"] / 1e6, 100 * r["accuracy"]
+        lines.append(f"{r['exit']:>4}  {mmacs:>9.2f}  {acc:>10.2f}  {r['loss']:>7.4f}")
+    return "\n".join(lines)
+
+
+def relative_error_increase(errors: Sequence[float], opt_errors: Sequence[float]) -> list[float]:
+    """The paper's metric: 100 * (error - OPT error) / OPT error at each point, in %."""
+    if len(errors) != len(opt_errors):
+        raise ValueError(f"Got {len(errors)} errors and {len(opt_errors)} OPT errors.")
+    return [100.0 * (e - o) / o for e, o in zip(errors, opt_errors, strict=True)]
+
+
+def plot_anytime_curves(curves: dict[str, Sequence[dict]], path: str, split: str = "val") -> None:
+    """Save accuracy (%) against cumulative MMACs, one line per named model, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for label, rows in curves.items():
+        ax.plot(
+            [r["macs"] / 1e6 for r in rows],
+            [100 * r["accuracy"] for r in rows],
+            marker="o",
+            label=label,
+        )
+    ax.set_xlabel("cumulative MACs per image (millions)")
+    ax.set_ylabel(f"top-1 accuracy on {split} (%)")
+    ax.set_title("Anytime prediction: accuracy at each exit")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -114,13 +114,36 @@ def _per_exit(value, num_exits: int, what: str) -> list:
     return [value] * num_exits
 
 
-def _num_replicas() -> int:
-    """Replicas in sync under the current tf.distribute strategy (1 on other backends)."""
-    if keras.config.backend() != "tensorflow":
-        return 1
+def _global_mean(scaled_losses):
+    """The batch-mean losses over all replicas, from losses scaled by 1/replicas.
+
+    Keras losses divide by the replica count under tf.distribute (gradients are summed
+    across replicas); summing the scaled values over replicas gives the global mean, the
+    same value on every replica, so AdaLoss takes identical steps everywhere.
+    """
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, scaled_losses)
+    return scaled_losses
+
+
+def _rank1_logs_under_multiworker(outputs):
+    """Give each scalar log a batch axis of 1 under MultiWorkerMirroredStrategy.
+
+    Keras 3 reduces logs across workers with `strategy.reduce("MEAN", v, axis=0)`, which
+    fails on scalars (tensorflow/tensorflow#72388); with a (1,) axis it is the mean over
+    workers. Other strategies and backends get `outputs` unchanged.
+    """
+    if keras.config.backend() != "tensorflow" or not isinstance(outputs, dict):
+        return outputs
     import tensorflow as tf
 
-    return tf.distribute.get_strategy().num_replicas_in_sync
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return outputs
+    return {k: ops.reshape(v, (1,)) for k, v in outputs.items()}
 
 
 def _clone_metric(metric):
@@ -153,6 +176,7 @@ class AnytimeModel(keras.Model):
             keras.metrics.Mean(name=f"{name}_loss") for name in self.output_names
         ]
         self.loss_balancer: LossBalancer | None = None
+        self._user_loss = None
         self._exit_losses: list[keras.losses.Loss] | None = None
 
     @property
@@ -170,11 +194,20 @@ class AnytimeModel(keras.Model):
             else:
                 flat = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
                 metrics = [[_clone_metric(m) for m in flat] for _ in range(k)]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        # The loss stays out of Keras's CompileLoss: compute_loss applies it per exit.
+        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
+        self._user_loss = loss
         self._exit_losses = (
             None if loss is None else [_as_loss(x) for x in _per_exit(loss, k, "loss")]
         )
         self.set_loss_weights(np.ones(k) if loss_weights is None else loss_weights)
+
+    def get_compile_config(self) -> dict | None:
+        config = super().get_compile_config()
+        if config is not None:
+            config["loss"] = keras.saving.serialize_keras_object(self._user_loss)
+            config["loss_weights"] = [float(w) for w in np.array(self.exit_weighting.weights_var)]
+        return config
 
     def compile_from_config(self, config):
         """Re-compile from a saved `.keras` file's compile config."""
@@ -209,7 +242,7 @@ class AnytimeModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if self._exit_losses is None:
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+            raise ValueError("No loss to compute: pass `loss` to compile().")
         y_pred = list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
         y = self._labels_for_every_exit(y, y_pred)
         if isinstance(y, dict):
@@ -220,15 +253,13 @@ class AnytimeModel(keras.Model):
                 f"Got {len(y)} label arrays for {len(y_pred)} exits: pass one label array "
                 "(used by every exit) or one per exit."
             )
-        # Keras losses divide by the replica count under tf.distribute (gradients are
-        # summed across replicas); the trackers and the balancer see the true values.
         exit_losses = ops.stack(
             [
                 ops.cast(fn(y_t, ops.cast(y_p, "float32"), sample_weight), "float32")
                 for fn, y_t, y_p in zip(self._exit_losses, y, y_pred)
             ]
         )
-        true_losses = ops.stop_gradient(exit_losses) * _num_replicas()
+        true_losses = _global_mean(ops.stop_gradient(exit_losses))
         batch = ops.shape(y_pred[0])[0]
         for i, tracker in enumerate(self.exit_loss_trackers):
             tracker.update_state(true_losses[i], sample_weight=batch)
@@ -240,10 +271,36 @@ class AnytimeModel(keras.Model):
             total = total + ops.cast(ops.sum(extra), "float32")
         return total
 
+    def train_step(self, *args, **kwargs):
+        return _rank1_logs_under_multiworker(super().train_step(*args, **kwargs))
+
+    def test_step(self, *args, **kwargs):
+        return _rank1_logs_under_multiworker(super().test_step(*args, **kwargs))
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(
             x, self._labels_for_every_exit(y, y_pred), y_pred, sample_weight
         )
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 on TensorFlow mean-reduces the first distributed batch with
+        # strategy.reduce, which fails under MultiWorkerMirroredStrategy ("Attempt to
+        # convert a value (PerReplica...) to a Tensor"), for any Keras model. The local
+        # replica's batch has the same structure and shapes, so build from that instead.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if iterator is not None and strategy is not None:
+            import tensorflow as tf
+
+            def local(value):
+                if isinstance(value, tf.distribute.DistributedValues):
+                    return strategy.experimental_local_results(value)[0]
+                return value
+
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(local, next(batches))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # The weighting state is saved beside the model's own variables, so `.keras` files,
     # `save_weights` and `BackupAndRestore` keep it.

@@ -1,0 +1,52 @@
+"""Run by tests/test_distribute.py in subprocesses: AdaLoss under tf.distribute.
+
+    python3 distributed_run.py single|mirrored|multiworker  (multiworker reads TF_CONFIG)
+
+Prints one JSON line with the AdaLoss state after training.
+"""
+
+import json
+import sys
+
+import tensorflow as tf
+
+mode = sys.argv[1]
+if mode == "mirrored":
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from helpers import dense_anytime, toy_data  # noqa: E402
+
+from keras_anytime.callbacks import AdaLoss  # noqa: E402
+
+if mode == "single":
+    strategy = tf.distribute.get_strategy()
+elif mode == "mirrored":
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+else:
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+
+x, y = toy_data(256)
+with strategy.scope():
+    model = dense_anytime()
+    model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+if mode == "multiworker":
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    dataset = dataset.with_options(options)
+history = model.fit(dataset, epochs=2, verbose=0, callbacks=[AdaLoss(momentum=0.5, update_every=2)])
+state = model.exit_weighting
+print(
+    json.dumps(
+        {
+            "replicas": strategy.num_replicas_in_sync,
+            "w": np.array(state.weights_var).tolist(),
+            "avg": np.array(state.avg_losses).tolist(),
+            "steps": float(np.array(state.steps)),
+            "logged_w1": history.history["adaloss_w_1"],
+        }
+    )
+)

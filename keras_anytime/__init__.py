@@ -1,20 +1,22 @@
 """keras-anytime: anytime neural networks for Keras 3, with AdaLoss.
 
-Importing the package is cheap: submodules (and Keras) load on first use,
-for example `keras_anytime.applications.AnytimeResNet`.
+`import keras_anytime` registers `AnytimeModel` with Keras, so `keras.saving.load_model`
+restores saved anytime models; it builds no model and loads no data. The other submodules
+load on first use, for example `keras_anytime.applications.AnytimeResNet`.
 """
 
 import importlib
 
+from keras_anytime import models  # registers AnytimeModel for keras.saving.load_model
+
 __version__ = "0.1.0"
 
-_SUBMODULES = (
+_LAZY = (
     "applications",
     "callbacks",
     "datasets",
     "evaluation",
     "flops",
-    "models",
     "recipes",
     "weighting",
     "zoo",
@@ -22,9 +24,9 @@ _SUBMODULES = (
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:
+    if name in _LAZY:
         return importlib.import_module(f"keras_anytime.{name}")
     raise AttributeError(f"module 'keras_anytime' has no attribute {name!r}")
 
 
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = ["__version__", "models", *_LAZY]

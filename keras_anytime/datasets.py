@@ -14,6 +14,7 @@ and `test`. With tfds the same record ranges are taken from its `train` split.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -60,6 +61,21 @@ def load_numpy(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.
                 "laid out like shared/data/cifar10, or leave both unset to use "
                 "tensorflow-datasets."
             )
+    x, y = _read(tuple(files), tuple(f.stat().st_mtime_ns for f in files))
+    if split == "train":
+        return x[:TRAIN_SIZE], y[:TRAIN_SIZE]
+    if split == "val":
+        if len(x) <= TRAIN_SIZE:
+            raise ValueError(f"{folder} has {len(x)} training records; val needs > {TRAIN_SIZE}.")
+        return x[TRAIN_SIZE:], y[TRAIN_SIZE:]
+    return x, y
+
+
+@functools.lru_cache(maxsize=2)
+def _read(files: tuple[Path, ...], mtimes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Read and check shards once per process (keyed by path and mtime): the train and
+    val splits of a run share one decompression."""
+    del mtimes  # part of the cache key only
     xs, ys = [], []
     for f in files:
         with np.load(f) as arrays:
@@ -78,12 +94,8 @@ def load_numpy(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.
         xs.append(x)
         ys.append(y.astype(np.int64))
     x, y = np.concatenate(xs), np.concatenate(ys)
-    if split == "train":
-        return x[:TRAIN_SIZE], y[:TRAIN_SIZE]
-    if split == "val":
-        if len(x) <= TRAIN_SIZE:
-            raise ValueError(f"{folder} has {len(x)} training records; val needs > {TRAIN_SIZE}.")
-        return x[TRAIN_SIZE:], y[TRAIN_SIZE:]
+    x.flags.writeable = False
+    y.flags.writeable = False
     return x, y
 
 

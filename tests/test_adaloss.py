@@ -231,3 +231,16 @@ def test_same_weights_on_jax_and_tensorflow(backend):
     np.testing.assert_allclose(results[backend]["w"], results["tensorflow"]["w"], rtol=1e-4)
     np.testing.assert_allclose(results[backend]["avg"], results["tensorflow"]["avg"], rtol=1e-4)
     assert not np.allclose(results[backend]["w"], 1.0)
+
+
+def test_import_registers_for_load_model(tmp_path):
+    from keras_anytime.applications import AnytimeResNet
+
+    path = tmp_path / "m.keras"
+    AnytimeResNet(8).save(path)
+    script = f"import keras, keras_anytime; print(type(keras.saving.load_model({str(path)!r})))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "AnytimeModel" in out.stdout

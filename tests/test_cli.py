@@ -1,0 +1,88 @@
+"""The keras-anytime command: help, a resumable training run, eval and zoo list."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keras_anytime import cli
+
+
+@pytest.mark.parametrize("verb", [["train"], ["eval"], ["zoo", "list"]])
+def test_help_has_an_example(verb, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main([*verb, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and "keras-anytime " + verb[0] in out
+
+
+def _train_cmd(out, data, epochs):
+    return [
+        sys.executable, "-m", "keras_anytime.cli", "train", "--depth", "8", "--epochs",
+        str(epochs), "--steps-per-epoch", "3", "--batch-size", "32", "--update-every", "2",
+        "--data-dir", str(data), "--out", str(out), "--verbose", "2",
+    ]  # fmt: skip
+
+
+def _epochs_in(history):
+    with open(history) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_train_is_killed_and_resumes_then_eval(cifar_dir, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(
+        _train_cmd(out, cifar_dir, 3), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    history = out / "history.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and first.poll() is None:
+        if history.is_file() and _epochs_in(history) == [0]:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, first.stdout.read().decode()[-3000:]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert _epochs_in(history) == [0]
+    assert (out / "backup").is_dir()  # the per-epoch checkpoint
+
+    second = subprocess.run(
+        _train_cmd(out, cifar_dir, 3), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Epoch 1/3" not in second.stdout and "Epoch 2/3" in second.stdout
+    assert _epochs_in(history) == [0, 1, 2]
+    with open(history) as f:
+        header = next(csv.reader(f))
+    assert {"adaloss_w_1", "adaloss_w_3", "exit_3_accuracy", "val_exit_3_accuracy"} <= set(header)
+    for name in ("model.keras", "best.weights.h5", "eval.json", "run.json"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "eval.json").read_text())
+    assert [r["exit"] for r in report["exits"]] == [1, 2, 3] and report["split"] == "val"
+
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "keras_anytime.cli", "eval", str(out / "model.keras"),
+         "--data-dir", str(cifar_dir), "--out", str(tmp_path / "eval")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "val acc %" in evaluated.stdout
+    png = tmp_path / "eval" / "anytime_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_zoo_list(capsys):
+    assert cli.main(["zoo", "list"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_eval_unknown_model():
+    with pytest.raises(SystemExit, match="neither a saved model file nor a zoo preset"):
+        cli.main(["eval", "no-such-model"])

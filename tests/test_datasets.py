@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_anytime import datasets
+
+
+def test_local_splits(cifar_dir):
+    x, y = datasets.load_numpy(cifar_dir, "train")
+    assert x.shape == (45000, 32, 32, 3) and x.dtype == np.uint8 and y.shape == (45000,)
+    xv, yv = datasets.load_numpy(cifar_dir, "val")
+    assert xv.shape == (5000, 32, 32, 3)
+    # records cycle through the classes (y[k] == k % 10), so val starts at record 45,000
+    np.testing.assert_array_equal(yv[:20], np.arange(45000, 45020) % 10)
+    xf, _ = datasets.load_numpy(cifar_dir, "train_full")
+    assert len(xf) == 50000
+    np.testing.assert_array_equal(xf[45000:45010], xv[:10])
+
+
+def test_local_loader_batches(cifar_dir):
+    ds = datasets.load("cifar10", "val", data_dir=cifar_dir, batch_size=256)
+    images, labels = next(iter(ds))
+    assert images.shape == (256, 32, 32, 3) and images.dtype == tf.float32
+    assert labels.dtype == tf.int64
+    assert 0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255
+    assert sum(int(b[1].shape[0]) for b in ds) == 5000  # no augmentation, nothing dropped
+    x, y = datasets.load_numpy(cifar_dir, "val")
+    np.testing.assert_array_equal(images.numpy().astype(np.uint8), x[:256])  # unshuffled
+    train = datasets.load("cifar10", "train", data_dir=cifar_dir, batch_size=128)
+    assert int(train.cardinality()) == 45000 // 128
+
+
+def test_environment_variable(cifar_dir, monkeypatch):
+    monkeypatch.setenv("KERAS_ANYTIME_DATA", str(cifar_dir))
+    images, _ = next(iter(datasets.load("cifar10", "val", batch_size=8)))
+    assert images.shape == (8, 32, 32, 3)
+
+
+def test_augmentation_pads_crops_and_flips():
+    image = tf.reshape(tf.range(32 * 32 * 3, dtype=tf.float32), (32, 32, 3)) + 1.0
+    seen_flip = seen_shift = False
+    for seed in range(20):
+        tf.random.set_seed(seed)
+        out, label = datasets.augment_cifar(image, 3)
+        assert out.shape == (32, 32, 3) and label == 3
+        out = out.numpy()
+        padded = np.pad(image.numpy(), ((4, 4), (4, 4), (0, 0)))
+        windows = [padded[i : i + 32, j : j + 32] for i in range(9) for j in range(9)]
+        flipped = [w[:, ::-1] for w in windows]
+        match = [np.array_equal(out, w) for w in windows]
+        match_flip = [np.array_equal(out, w) for w in flipped]
+        assert any(match) or any(match_flip)  # a crop of the zero-padded image
+        seen_flip |= any(match_flip) and not any(match)
+        seen_shift |= not (match[40] or match_flip[40])  # window (4, 4) is the original
+    assert seen_flip and seen_shift
+
+
+def test_unknown_name_and_split(cifar_dir):
+    with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):
+        datasets.load("imagenet", "train", data_dir=cifar_dir)
+    with pytest.raises(ValueError, match="Unknown split 'valid'"):
+        datasets.load("cifar10", "valid", data_dir=cifar_dir)
+
+
+def test_missing_folder_says_where_and_what(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match="nowhere.*does not exist.*tensorflow-datasets"):
+        datasets.load("cifar10", "train", data_dir=missing)
+    with pytest.raises(FileNotFoundError, match="No train-<n>.npz files in .*KERAS_ANYTIME_DATA"):
+        datasets.load_numpy(tmp_path, "train")
+
+
+def test_missing_test_split(cifar_dir):
+    with pytest.raises(FileNotFoundError, match="No test split.*tensorflow-datasets"):
+        datasets.load_numpy(cifar_dir, "test")
+
+
+def test_wrong_shapes_and_dtypes(tmp_path):
+    np.savez(tmp_path / "train-0.npz", x=np.zeros((4, 32, 32, 3), np.float32), y=np.zeros(4))
+    with pytest.raises(ValueError, match="must be uint8 of shape"):
+        datasets.load_numpy(tmp_path, "train")
+    np.savez(tmp_path / "train-0.npz", x=np.zeros((4, 32, 32, 3), np.uint8), y=np.zeros(3, int))
+    with pytest.raises(ValueError, match="'y' must be integer labels of shape \\(4,\\)"):
+        datasets.load_numpy(tmp_path, "train")
+    np.savez(tmp_path / "train-0.npz", images=np.zeros((4, 32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="must hold arrays 'x' and 'y'"):
+        datasets.load_numpy(tmp_path, "train")
+
+
+def test_bad_batch_size(cifar_dir):
+    with pytest.raises(ValueError, match="batch_size"):
+        datasets.load("cifar10", "val", data_dir=cifar_dir, batch_size=0)

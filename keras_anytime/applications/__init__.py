@@ -1,5 +1,6 @@
 """Builders of anytime networks, in the keras.applications style."""
 
+from keras_anytime.applications.densenet import AnytimeDenseNet
 from keras_anytime.applications.resnet import AnytimeResNet
 
-__all__ = ["AnytimeResNet"]
+__all__ = ["AnytimeDenseNet", "AnytimeResNet"]

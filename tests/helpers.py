@@ -57,3 +57,14 @@ def adaloss_fit_lowers_loss(model, x, y, steps: int = 6, lr: float = 0.02):
     last = sum(history[n][-1] for n in names)
     assert not np.allclose(np.array(model.exit_weighting.weights_var), 1.0)  # AdaLoss ran
     return first, last
+
+
+def small_family_models() -> dict:
+    """One small model of each new family, by name (fresh on every call)."""
+    from keras_anytime.applications import EANN, AnytimeDenseNet, MSDNet
+
+    return {
+        "densenet": AnytimeDenseNet(10, growth_rate=4),
+        "msdnet": MSDNet(2, 1, 1, n_channels=4, growth_rate=2, gr_factor="1-2", bn_factor="1-2"),
+        "eann": EANN(num_members=2, exit_every=3),
+    }

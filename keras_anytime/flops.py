@@ -71,41 +71,62 @@ def layer_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
     )
 
 
-def _node(tensor):
-    operation, node_index, _ = tensor._keras_history
-    return operation._inbound_nodes[node_index]
+def _node_macs(node) -> int:
+    shapes = [tuple(t.shape) for t in node.input_tensors] or [tuple(node.output_tensors[0].shape)]
+    out_shape = tuple(node.output_tensors[0].shape)
+    if any(d is None for s in (shapes[0], out_shape) for d in s[1:]):
+        raise ValueError(
+            f"Layer {node.operation.name!r} has a dynamic shape {shapes[0]} -> "
+            f"{out_shape}; build the model with a fixed input_shape to count MACs."
+        )
+    return layer_macs(node.operation, shapes[0], out_shape)
 
 
 def _ancestor_macs(output, cache: dict) -> dict:
-    """{id(node): macs} for every node that `output` depends on (itself included)."""
-    found: dict[int, int] = {}
-    stack = [_node(output)]
+    """{key: macs} for every layer call that `output` depends on (its own included).
+
+    A nested model (a model called as a layer) counts the part of its own graph that the
+    output needs, as if its layers were inlined; the key of a call inside it carries the
+    outer call, so a model called twice counts twice.
+    """
+    found: dict[tuple, int] = {}
+    stack = [(output, ())]
     while stack:
-        node = stack.pop()
-        key = id(node)
-        if key in found:
-            continue
-        if key not in cache:
-            shapes = [tuple(t.shape) for t in node.input_tensors] or [
-                tuple(node.output_tensors[0].shape)
-            ]
-            out_shape = tuple(node.output_tensors[0].shape)
-            if any(d is None for s in (shapes[0], out_shape) for d in s[1:]):
-                raise ValueError(
-                    f"Layer {node.operation.name!r} has a dynamic shape {shapes[0]} -> "
-                    f"{out_shape}; build the model with a fixed input_shape to count MACs."
-                )
-            cache[key] = layer_macs(node.operation, shapes[0], out_shape)
-        found[key] = cache[key]
-        stack.extend(_node(t) for t in node.input_tensors)
+        tensor, scope = stack.pop()
+        operation, node_index, tensor_index = tensor._keras_history
+        node = operation._inbound_nodes[node_index]
+        if isinstance(operation, keras.Model):
+            key = (scope, id(node), tensor_index)
+            if key in found:
+                continue
+            found[key] = 0
+            stack.append((operation.outputs[tensor_index], (*scope, id(node))))
+        else:
+            key = (scope, id(node))
+            if key in found:
+                continue
+            if id(node) not in cache:
+                cache[id(node)] = _node_macs(node)
+            found[key] = cache[id(node)]
+        stack.extend((t, scope) for t in node.input_tensors)
     return found
 
 
-def exit_flops(model: keras.Model) -> list[int]:
+def exit_flops(model: keras.Model, *, include_earlier_exits: bool = False) -> list[int]:
     """Cumulative MACs for one image at each output, in output order.
 
     Exit k's count covers every layer on the path from the input to exit k (its head
-    included), and not the heads of other exits.
+    included), and not the heads of other exits. With `include_earlier_exits=True` it
+    also covers everything exits 1..k-1 need (their heads included): the cost of an
+    anytime run that evaluates every exit on the way, as the MSDNet reference counts.
+    Models nested as layers count the part of their graph that the output needs.
     """
     cache: dict[int, int] = {}
-    return [sum(_ancestor_macs(out, cache).values()) for out in model.outputs]
+    if not include_earlier_exits:
+        return [sum(_ancestor_macs(out, cache).values()) for out in model.outputs]
+    seen: dict[tuple, int] = {}
+    totals = []
+    for out in model.outputs:
+        seen.update(_ancestor_macs(out, cache))
+        totals.append(sum(seen.values()))
+    return totals

@@ -25,3 +25,46 @@ def toy_data(n: int = 64, classes: int = 4, features: int = 6, seed: int = 1):
     x = rng.normal(size=(n, features)).astype("float32")
     y = (x[:, 0] > 0).astype("int64") + 2 * (x[:, 1] > 0).astype("int64")
     return x, y % classes
+
+
+def assert_round_trip(model, path, x):
+    """Save `model` as .keras, load it back in safe mode, and compare predictions."""
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # safe_mode=True by default
+    assert loaded.output_names == model.output_names
+    for a, b in zip(model.predict(x, verbose=0), loaded.predict(x, verbose=0)):
+        np.testing.assert_array_equal(a, b)
+    return loaded
+
+
+def adaloss_fit_lowers_loss(model, x, y, steps: int = 6, lr: float = 0.02):
+    """Fit `steps` full-batch steps with AdaLoss(update_every=1); return the summed
+    unweighted exit losses (training mode) at the first and the last step."""
+    from keras_anytime.callbacks import AdaLoss
+
+    model.compile(keras.optimizers.SGD(lr, momentum=0.9), "sparse_categorical_crossentropy")
+    history = model.fit(
+        x,
+        y,
+        batch_size=len(x),
+        epochs=steps,
+        shuffle=False,
+        verbose=0,
+        callbacks=[AdaLoss(update_every=1)],
+    ).history
+    names = [f"{name}_loss" for name in model.output_names]
+    first = sum(history[n][0] for n in names)
+    last = sum(history[n][-1] for n in names)
+    assert not np.allclose(np.array(model.exit_weighting.weights_var), 1.0)  # AdaLoss ran
+    return first, last
+
+
+def small_family_models() -> dict:
+    """One small model of each new family, by name (fresh on every call)."""
+    from keras_anytime.applications import EANN, AnytimeDenseNet, MSDNet
+
+    return {
+        "densenet": AnytimeDenseNet(10, growth_rate=4),
+        "msdnet": MSDNet(2, 1, 1, n_channels=4, growth_rate=2, gr_factor="1-2", bn_factor="1-2"),
+        "eann": EANN(num_members=2, exit_every=3),
+    }

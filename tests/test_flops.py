@@ -18,3 +18,26 @@ def test_exit_flops_by_hand():
     model = AnytimeModel(inp, [e1, e2])
     # exit 2 excludes exit 1's head (its Dense)
     assert exit_flops(model) == [6912 + 20, 6912 + 3456 + 864 + 192]
+
+
+def _two_exit_model():
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", use_bias=False)(inp)  # 6912
+    e1 = layers.Dense(5, name="exit_1")(layers.GlobalAveragePooling2D()(x))  # 20
+    y = layers.Conv2D(6, 3, strides=2, padding="same")(x)  # 3456
+    e2 = layers.Dense(2, name="exit_2")(layers.Flatten()(y))  # 96 * 2 = 192
+    return AnytimeModel(inp, [e1, e2])
+
+
+def test_earlier_exits_and_nested_models():
+    inner = _two_exit_model()
+    assert exit_flops(inner) == [6912 + 20, 6912 + 3456 + 192]
+    assert exit_flops(inner, include_earlier_exits=True) == [6932, 6932 + 3456 + 192]
+    # nested as a layer: the part of its graph each output needs; called twice, twice
+    inp = keras.Input((8, 8, 3))
+    first = inner(inp)
+    second = inner(layers.Conv2D(3, 1, use_bias=False)(inp))  # 8*8*3*3 = 576
+    outer = AnytimeModel(
+        inp, [layers.Identity(name=f"exit_{k}")(t) for k, t in enumerate([*first, *second], 1)]
+    )
+    assert exit_flops(outer) == [6932, 10560, 576 + 6932, 576 + 10560]

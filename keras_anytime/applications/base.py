@@ -24,6 +24,23 @@ BN_EPSILON = 1.001e-5
 L2 = 1e-4  # the paper's weight decay, applied as a kernel regulariser
 
 
+@keras.saving.register_keras_serializable(package="keras_anytime")
+class RunAfter(layers.Layer):
+    """`RunAfter()([x, *earlier])` returns `x` unchanged, at no cost.
+
+    `earlier` are tensors the anytime order computes before `x` is used (the other
+    scales of an MSDNet block, the previous member of an EANN). They only order the
+    graph: no gradient flows to them, and `flops.exit_flops` follows them, so an exit's
+    cost includes the work run before it.
+    """
+
+    def call(self, inputs):
+        return inputs[0]
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)
+
+
 def model_input(input_tensor, input_shape: Sequence[int | None] | None, default_shape):
     """The model's `keras.Input` and the tensor to build on, as in keras.applications."""
     shape = tuple(input_shape) if input_shape is not None else tuple(default_shape)
@@ -36,6 +53,34 @@ def model_input(input_tensor, input_shape: Sequence[int | None] | None, default_
         inputs = keras.Input(tensor=input_tensor, shape=shape, name="image")
         return inputs, inputs
     return keras.utils.get_source_inputs(input_tensor), input_tensor
+
+
+def positive_int(value, what: str) -> int:
+    """`value` if it is an integer >= 1, else a ValueError naming `what`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}.")
+    return value
+
+
+def pick_variant(
+    variant: str | None, input_shape, *, cifar: bool, imagenet: bool, depth_error: str
+) -> str:
+    """Resolve a builder's `variant` ("cifar" | "imagenet" | None) from whether its
+    depth fits each form; when both fit, inputs of at most 64 pixels mean "cifar"."""
+    if variant is not None:
+        if variant not in ("cifar", "imagenet"):
+            raise ValueError(f"variant must be 'cifar' or 'imagenet', got {variant!r}.")
+        if (variant == "cifar" and not cifar) or (variant == "imagenet" and not imagenet):
+            raise ValueError(depth_error)
+        return variant
+    if cifar and imagenet:
+        small = input_shape is not None and all(d is not None and d <= 64 for d in input_shape[:2])
+        return "cifar" if small else "imagenet"
+    if cifar:
+        return "cifar"
+    if imagenet:
+        return "imagenet"
+    raise ValueError(depth_error)
 
 
 def check_min_size(x, min_size: int, what: str) -> None:

@@ -55,22 +55,13 @@ def bottleneck_unit(x, filters: int, strides: int, name: str):
 def resolve_variant(depth: int, variant: str | None, input_shape) -> str:
     """'cifar' for depth 6n+2, 'imagenet' for 18/34/50/101/152; 50 and 152 are both, and
     then inputs of at most 64 pixels mean 'cifar'."""
-    cifar = isinstance(depth, int) and depth >= 8 and (depth - 2) % 6 == 0
-    imagenet = depth in IMAGENET_STAGES
-    if variant is not None:
-        if variant not in ("cifar", "imagenet"):
-            raise ValueError(f"variant must be 'cifar' or 'imagenet', got {variant!r}.")
-        if (variant == "cifar" and not cifar) or (variant == "imagenet" and not imagenet):
-            raise ValueError(_depth_error(depth))
-        return variant
-    if cifar and imagenet:
-        small = input_shape is not None and all(d is not None and d <= 64 for d in input_shape[:2])
-        return "cifar" if small else "imagenet"
-    if cifar:
-        return "cifar"
-    if imagenet:
-        return "imagenet"
-    raise ValueError(_depth_error(depth))
+    return base.pick_variant(
+        variant,
+        input_shape,
+        cifar=isinstance(depth, int) and depth >= 8 and (depth - 2) % 6 == 0,
+        imagenet=depth in IMAGENET_STAGES,
+        depth_error=_depth_error(depth),
+    )
 
 
 def _depth_error(depth) -> str:
@@ -126,10 +117,8 @@ def AnytimeResNet(
     variant = resolve_variant(depth, variant, input_shape)
     imagenet = variant == "imagenet"
     width = width if width is not None else (64 if imagenet else 16)
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}.")
-    if not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"classes must be a positive integer, got {classes!r}.")
+    base.positive_int(width, "width")
+    base.positive_int(classes, "classes")
     if imagenet:
         stage_units, kind = IMAGENET_STAGES[depth]
         widths = [width, 2 * width, 4 * width, 8 * width]

@@ -1,0 +1,176 @@
+"""AnytimeDenseNet: DenseNet-BC with exits along its depth.
+
+References:
+- Huang et al., "Densely Connected Convolutional Networks", CVPR 2017 (arXiv 1608.06993):
+  DenseNet-BC, bottleneck units BN-ReLU-1x1 conv (4k)-BN-ReLU-3x3 conv (k), transitions
+  BN-ReLU-1x1 conv (compression 0.5)-2x2 average pooling.
+- Hu et al., "Learning Anytime Predictions in Neural Networks via Adaptive Loss
+  Balancing", AAAI 2019 (arXiv 1708.06832): exits on a DenseNet trunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from keras import layers
+
+from keras_anytime.applications import base
+from keras_anytime.models import AnytimeModel
+
+# ImageNet form: units per dense block (Huang et al., Table 1); growth rate 32.
+IMAGENET_BLOCKS = {
+    121: [6, 12, 24, 16],
+    169: [6, 12, 32, 32],
+    201: [6, 12, 48, 32],
+}
+
+
+def _dropout(x, rate: float, name: str):
+    return layers.Dropout(rate, name=name)(x) if rate else x
+
+
+def dense_unit(x, growth_rate: int, dropout: float, name: str):
+    """Bottleneck unit: BN-ReLU-1x1 conv (4k)-BN-ReLU-3x3 conv (k); its k channels are
+    concatenated to the input, so (h, w, c) -> (h, w, c + k)."""
+    y = base.bn_relu(x, f"{name}_1")
+    y = _dropout(base.conv(y, 4 * growth_rate, 1, name=f"{name}_1_conv"), dropout, f"{name}_1_drop")
+    y = base.bn_relu(y, f"{name}_2")
+    y = _dropout(base.conv(y, growth_rate, 3, name=f"{name}_2_conv"), dropout, f"{name}_2_drop")
+    return layers.Concatenate(name=f"{name}_concat")([x, y])
+
+
+def transition(x, compression: float, dropout: float, name: str):
+    """BN-ReLU-1x1 conv (floor(compression * c) channels)-2x2/2 average pooling:
+    (h, w, c) -> (h // 2, w // 2, floor(compression * c))."""
+    y = base.bn_relu(x, name)
+    filters = max(1, int(compression * x.shape[-1]))
+    y = _dropout(base.conv(y, filters, 1, name=f"{name}_conv"), dropout, f"{name}_drop")
+    return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(y)
+
+
+def _depth_error(depth) -> str:
+    return (
+        f"depth={depth!r} is not a DenseNet-BC depth: use 6n+4 with n >= 1 for the CIFAR "
+        f"form (40, 100, 190) or one of {sorted(IMAGENET_BLOCKS)} for the ImageNet form."
+    )
+
+
+def AnytimeDenseNet(
+    depth: int = 100,
+    growth_rate: int | None = None,
+    exit_every: int = 1,
+    include_top: bool = True,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape: Sequence[int | None] | None = None,
+    classes: int = 10,
+    classifier_activation: str | None = "softmax",
+    name: str | None = None,
+    *,
+    variant: str | None = None,
+    compression: float = 0.5,
+    dropout: float = 0.0,
+    include_preprocessing: bool = True,
+) -> AnytimeModel:
+    """Anytime DenseNet-BC with an exit every `exit_every` dense units.
+
+    Forms:
+      CIFAR (`depth = 6n + 4`): 3x3 stem of 2k channels, then 3 dense blocks of n units
+        at 32, 16 and 8 pixels (for 32-pixel inputs), joined by 2 transitions. k
+        (`growth_rate`) defaults to 12: DenseNet-BC-100 (k=12) has 48 units.
+        Default input (32, 32, 3).
+      ImageNet (`depth` 121/169/201): 7x7/2 stem of 2k channels, BN-ReLU, 3x3/2 max
+        pool, then 4 dense blocks joined by 3 transitions; k defaults to 32.
+        Default input (224, 224, 3).
+    Units: BN-ReLU-1x1 conv (4k)-BN-ReLU-3x3 conv (k), output concatenated to the input.
+    Transitions: BN-ReLU-1x1 conv to floor(compression * c) channels-2x2 average pool.
+
+    Exits: unit u has one when (U - u) % exit_every == 0, U the number of units, so the
+    last unit always has one. Each head is BN-ReLU, global average pooling,
+    Dense(classes); it reads the unit's concatenated output.
+
+    Args:
+        include_top: True: outputs `exit_1 … exit_K` of shape (batch, classes), shallow
+            to deep. False: outputs `features_1 … features_K`, the (batch, h, w, c) maps
+            each head would read.
+        weights: None, "cifar10" (zoo preset of this configuration) or a weights file.
+        input_tensor, input_shape: as in keras.applications; input is raw RGB 0..255.
+        classes, classifier_activation: of every exit head.
+        variant: force "cifar" or "imagenet"; by default the depth decides.
+        compression: channel fraction kept by each transition, in (0, 1].
+        dropout: rate of a Dropout after every convolution but the stem (the paper's
+            0.2 without data augmentation); 0 for none.
+        include_preprocessing: normalise inputs in the model (per-channel mean/std).
+
+    Returns:
+        An `AnytimeModel`.
+    """
+    cifar = isinstance(depth, int) and depth >= 10 and (depth - 4) % 6 == 0
+    variant = base.pick_variant(
+        variant,
+        input_shape,
+        cifar=cifar,
+        imagenet=depth in IMAGENET_BLOCKS,
+        depth_error=_depth_error(depth),
+    )
+    imagenet = variant == "imagenet"
+    growth_rate = base.positive_int(
+        growth_rate if growth_rate is not None else (32 if imagenet else 12), "growth_rate"
+    )
+    base.positive_int(classes, "classes")
+    if not 0.0 < compression <= 1.0:
+        raise ValueError(f"compression must be in (0, 1], got {compression!r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    block_units = IMAGENET_BLOCKS[depth] if imagenet else [(depth - 4) // 6] * 3
+    exits = set(base.exit_units(sum(block_units), exit_every))
+
+    inputs, x = base.model_input(
+        input_tensor, input_shape, (224, 224, 3) if imagenet else (32, 32, 3)
+    )
+    # Each transition halves the map (valid 2x2 pooling); the last block needs >= 1x1.
+    base.check_min_size(x, 32 if imagenet else 4, f"AnytimeDenseNet-{depth} ({variant} form)")
+    if include_preprocessing:
+        x = base.preprocessing(x, imagenet)
+    if imagenet:
+        x = base.conv_bn_relu(x, 2 * growth_rate, 7, 2, name="stem")
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    else:
+        x = base.conv(x, 2 * growth_rate, 3, name="stem_conv")
+
+    features, u = [], 0
+    for block, units in enumerate(block_units, start=1):
+        if block > 1:
+            x = transition(x, compression, dropout, name=f"transition{block - 1}")
+        for i in range(units):
+            u += 1
+            x = dense_unit(x, growth_rate, dropout, name=f"block{block}_unit{i + 1}")
+            if u in exits:
+                features.append(x)
+
+    def head(x, index, n_classes):
+        return base.exit_head(x, index, n_classes, classifier_activation)
+
+    config = {
+        "depth": depth,
+        "growth_rate": growth_rate,
+        "exit_every": exit_every,
+        "variant": variant,
+    }
+    if compression != 0.5:
+        config["compression"] = compression
+    if dropout:
+        config["dropout"] = dropout
+    if not include_preprocessing:
+        config["include_preprocessing"] = False
+    return base.finish(
+        inputs,
+        features,
+        head,
+        include_top=include_top,
+        weights=weights,
+        classes=classes,
+        builder="AnytimeDenseNet",
+        config=config,
+        name=name or f"anytime_densenet{depth}",
+    )

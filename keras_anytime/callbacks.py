@@ -77,7 +77,9 @@ class AdaLoss(keras.callbacks.Callback):
     def update(self, state: ExitWeighting, exit_losses) -> None:
         """One step of the rule, in `keras.ops`; called by `AnytimeModel.compute_loss`."""
         k = state.num_exits
-        finite = ops.all(ops.isfinite(exit_losses))
+        live = ops.greater(ops.convert_to_tensor(state.active), 0.0)
+        all_finite = ops.all(ops.isfinite(exit_losses))
+        finite = ops.logical_and(live, all_finite)
         safe = ops.where(ops.isfinite(exit_losses), exit_losses, ops.zeros_like(exit_losses))
         avg = ops.convert_to_tensor(state.avg_losses)
         steps = ops.convert_to_tensor(state.steps)
@@ -99,7 +101,18 @@ class AdaLoss(keras.callbacks.Callback):
         state.weights_var.assign(ops.where(due, proposed, weights))
         state.avg_losses.assign(new_avg)
         state.steps.assign(new_steps)
-        state.nonfinite_steps.assign(nonfinite + 1.0 - ops.cast(finite, "float32"))
+        bad = ops.logical_and(live, ops.logical_not(all_finite))
+        state.nonfinite_steps.assign(nonfinite + ops.cast(bad, "float32"))
+
+    def __eq__(self, other) -> bool:
+        """Equal settings give the same compiled step (see AnytimeModel.set_loss_balancer)."""
+        return isinstance(other, AdaLoss) and self._settings() == other._settings()
+
+    def __hash__(self) -> int:
+        return hash(self._settings())
+
+    def _settings(self) -> tuple:
+        return (self.momentum, self.gamma, self.final_extra, self.update_every, self.epsilon)
 
     def on_train_begin(self, logs=None):
         if not isinstance(self.model, AnytimeModel):

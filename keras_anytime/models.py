@@ -37,6 +37,7 @@ class ExitWeighting(keras.metrics.Metric):
       avg_losses: moving average of each exit's loss (AdaLoss).
       steps: training steps with finite losses seen so far.
       nonfinite_steps: training steps whose losses were NaN or infinite.
+      active: 1 while the balancer is in use (during `fit` with it), else 0.
 
     It is a `Metric` so that its variables are carried through the training step on
     every backend, and its `result()` puts the weights in `logs` while a balancer is
@@ -59,6 +60,9 @@ class ExitWeighting(keras.metrics.Metric):
         )
         self.nonfinite_steps = self.add_variable(
             shape=(), initializer="zeros", name="nonfinite_steps", aggregation="mean"
+        )
+        self.active = self.add_variable(
+            shape=(), initializer="zeros", name="active", aggregation="mean"
         )
 
     def update_state(self, *args, **kwargs):
@@ -226,14 +230,18 @@ class AnytimeModel(keras.Model):
         self.exit_weighting.weights_var.assign(w)
 
     def set_loss_balancer(self, balancer: LossBalancer | None) -> None:
-        """Install (or remove) a balancer that updates the weights in the training step.
+        """Switch a balancer that updates the weights in the training step on or off.
 
-        The training function is rebuilt once so the next `fit` step calls it.
+        The balancer's settings are constants of the compiled step: installing one with
+        other settings rebuilds the training function once; switching the same one on and
+        off (every `fit` with `callbacks.AdaLoss`) only flips `exit_weighting.active`.
         """
-        self.loss_balancer = balancer
-        self.exit_weighting.log_weights = balancer is not None
-        if self.train_function is not None:
-            self.make_train_function(force=True)
+        if balancer is not None and balancer != self.loss_balancer:
+            self.loss_balancer = balancer
+            self.exit_weighting.log_weights = True
+            if self.train_function is not None:
+                self.make_train_function(force=True)
+        self.exit_weighting.active.assign(0.0 if balancer is None else 1.0)
 
     def _labels_for_every_exit(self, y, y_pred):
         if isinstance(y_pred, (list, tuple)) and not isinstance(y, (list, tuple, dict)):

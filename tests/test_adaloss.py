@@ -244,3 +244,19 @@ def test_import_registers_for_load_model(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "AnytimeModel" in out.stdout
+
+
+def test_no_retrace_across_fits_with_the_same_settings():
+    model = dense_anytime()
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    x, y = toy_data(64)
+    model.fit(x, y, batch_size=32, verbose=0, callbacks=[AdaLoss(update_every=1)])
+    step_fn = model.train_function
+    w = np.array(model.exit_weighting.weights_var)
+    model.fit(x, y, batch_size=32, verbose=0)  # AdaLoss off: same step, weights frozen
+    np.testing.assert_array_equal(np.array(model.exit_weighting.weights_var), w)
+    model.fit(x, y, batch_size=32, verbose=0, callbacks=[AdaLoss(update_every=1)])
+    assert model.train_function is step_fn
+    assert not np.array_equal(np.array(model.exit_weighting.weights_var), w)
+    model.fit(x, y, batch_size=32, verbose=0, callbacks=[AdaLoss(update_every=1, gamma=0.5)])
+    assert model.train_function is not step_fn  # other constants: rebuilt once

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-FAMILIES = ("resnet",)
+FAMILIES = ("resnet", "densenet", "msdnet")
 WEIGHTINGS = ("adaloss", "const", "linear", "half_end", "sieve", "opt")
 
 TRAIN_EXAMPLE = """example:
@@ -35,17 +35,25 @@ ZOO_EXAMPLE = """example:
 
 
 def build_model(args):
-    from keras_anytime.applications import AnytimeResNet
+    """The family's builder with the command line's configuration."""
+    from keras_anytime import applications
 
+    common = {"classes": args.classes}
     if args.family == "resnet":
-        return AnytimeResNet(
-            depth=args.depth,
-            width=args.width,
-            exit_every=args.exit_every,
-            classes=args.classes,
-            name=f"anytime_resnet{args.depth}",
+        return applications.AnytimeResNet(
+            depth=args.depth or 20, width=args.width, exit_every=args.exit_every, **common
         )
-    raise ValueError(f"Unknown family {args.family!r}: use one of {FAMILIES}.")
+    if args.family == "densenet":
+        return applications.AnytimeDenseNet(
+            depth=args.depth or 100,
+            growth_rate=args.growth_rate,
+            exit_every=args.exit_every,
+            **common,
+        )
+    config = dict(applications.msdnet.MSDNET_CONFIGS[args.msdnet_config])
+    if args.n_blocks:
+        config["n_blocks"] = args.n_blocks
+    return applications.MSDNet(**config, **common)
 
 
 def loss_weights(args, num_exits: int) -> list[float]:
@@ -214,9 +222,12 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     t.add_argument("--family", choices=FAMILIES, default="resnet")
-    t.add_argument("--depth", type=int, default=20)
-    t.add_argument("--width", type=int, default=None, help="base width (16 CIFAR, 64 ImageNet)")
-    t.add_argument("--exit-every", type=int, default=1)
+    t.add_argument("--depth", type=int, default=None, help="resnet: 20; densenet: 100")
+    t.add_argument("--width", type=int, default=None, help="resnet base width (16 CIFAR)")
+    t.add_argument("--growth-rate", type=int, default=None, help="densenet (12 CIFAR)")
+    t.add_argument("--msdnet-config", default="cifar_anytime", help="msdnet: MSDNET_CONFIGS key")
+    t.add_argument("--n-blocks", type=int, default=None, help="msdnet: override n_blocks")
+    t.add_argument("--exit-every", type=int, default=1, help="resnet, densenet")
     t.add_argument("--classes", type=int, default=10)
     t.add_argument("--weighting", choices=WEIGHTINGS, default="adaloss")
     t.add_argument("--opt-at", type=int, default=-1, help="exit (1-based) for --weighting opt")

@@ -86,3 +86,17 @@ def test_zoo_list(capsys):
 def test_eval_unknown_model():
     with pytest.raises(SystemExit, match="neither a saved model file nor a zoo preset"):
         cli.main(["eval", "no-such-model"])
+
+
+@pytest.mark.parametrize(
+    "argv,exits",
+    [
+        (["--family", "resnet", "--depth", "8"], 3),
+        (["--family", "densenet", "--depth", "16", "--growth-rate", "4"], 6),
+        (["--family", "msdnet", "--n-blocks", "2"], 2),
+    ],
+)
+def test_train_builds_each_family(argv, exits):
+    args = cli.parser().parse_args(["train", *argv, "--out", "unused"])
+    model = cli.build_model(args)
+    assert model.output_names == [f"exit_{k}" for k in range(1, exits + 1)]

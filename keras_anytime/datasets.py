@@ -6,7 +6,8 @@ Sources:
   `x` uint8 (N, H, W, 3) and `y` (N,), optional `test.npz`), chosen by `data_dir` or by
   the environment variable `KERAS_ANYTIME_DATA`;
 - `folder`: your own images in class folders, `data_dir/<split>/<class>/<image>`,
-  through `tfds.ImageFolder`.
+  through `tfds.ImageFolder` (all images of one size; labels are the class folders in
+  sorted order).
 
 Splits: `train` (records 0..44,999), `val` (45,000..49,999), `train_full` (all 50,000)
 and `test`. With tfds the same record ranges are taken from its `train` split.
@@ -103,9 +104,9 @@ def augment_cifar(image, label):
     """Standard CIFAR augmentation on one image: pad 4 (zeros), random crop, random flip."""
     import tensorflow as tf
 
-    height, width = image.shape[0], image.shape[1]
-    image = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    image = tf.image.random_crop(image, [height, width, 3])
+    size = tf.shape(image)
+    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    image = tf.ensure_shape(tf.image.random_crop(padded, size), image.shape)
     return tf.image.random_flip_left_right(image), label
 
 

@@ -90,3 +90,19 @@ def test_wrong_shapes_and_dtypes(tmp_path):
 def test_bad_batch_size(cifar_dir):
     with pytest.raises(ValueError, match="batch_size"):
         datasets.load("cifar10", "val", data_dir=cifar_dir, batch_size=0)
+
+
+def test_class_folders_through_tfds_image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 4), ("val", 2)):
+        for label in ("cat", "dog"):
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                (folder / f"{i}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+    val = list(datasets.load("folder", "val", data_dir=tmp_path, batch_size=8))
+    assert len(val) == 1 and val[0][0].shape == (4, 32, 32, 3)
+    assert sorted(val[0][1].numpy().tolist()) == [0, 0, 1, 1]
+    train = next(iter(datasets.load("folder", "train", data_dir=tmp_path, batch_size=4)))
+    assert train[0].shape == (4, 32, 32, 3)  # augmented, full batches only

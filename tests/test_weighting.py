@@ -47,3 +47,11 @@ def test_opt_counts_from_one():
 def test_bad_k():
     with pytest.raises(ValueError, match="integer >= 1"):
         weighting.const(0)
+
+
+def test_relative_error_increase_over_opt():
+    from keras_anytime.evaluation import relative_error_increase
+
+    assert relative_error_increase([0.2, 0.11], [0.1, 0.1]) == pytest.approx([100.0, 10.0])
+    with pytest.raises(ValueError, match="2 errors and 1 OPT"):
+        relative_error_increase([0.2, 0.1], [0.1])

@@ -29,8 +29,9 @@ EVAL_EXAMPLE = """examples:
 Prints each exit's cumulative MACs, accuracy and loss; writes OUT/anytime_curve.png and
 OUT/eval.json.
 """
-ZOO_EXAMPLE = """example:
+ZOO_EXAMPLE = """examples:
   keras-anytime zoo list
+  keras-anytime zoo add runs/zoo-resnet20 --name resnet20_cifar10 --data-dir ../shared/data/cifar10
 """
 
 
@@ -88,6 +89,20 @@ def _best_so_far(history: Path, key: str) -> float | None:
     return max(values) if values else None
 
 
+def _epoch_timer():
+    """A callback that logs each epoch's wall time as `epoch_seconds` (into history.csv)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["epoch_seconds"] = time.time() - self.start
+
+    return EpochTimer()
+
+
 def train(args) -> int:
     import keras
 
@@ -120,6 +135,7 @@ def train(args) -> int:
         )
     monitor = f"val_exit_{k}_accuracy"
     callbacks = [
+        _epoch_timer(),
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(out / "best.weights.h5"),
@@ -207,6 +223,70 @@ def zoo_list(args) -> int:
     return 0
 
 
+def zoo_add(args) -> int:
+    """Add (or replace) a preset from a finished `train` run: its best val checkpoint,
+    evaluated on val, hashed and copied into the zoo folder with its manifest entry."""
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    import keras_anytime
+    from keras_anytime import datasets, zoo
+    from keras_anytime.evaluation import evaluate_exits, format_table
+    from keras_anytime.flops import exit_flops
+
+    run = Path(args.run)
+    info = json.loads((run / "run.json").read_text())
+    train_args = argparse.Namespace(**info["args"])
+    model = build_model(train_args)
+    model.load_weights(run / "best.weights.h5")
+    builder, config = model.builder_config
+    folder = Path(args.zoo_dir)
+    target = folder / f"{args.name}.weights.h5"
+    model.save_weights(target)  # the weights alone, without the optimiser state
+    val = datasets.load(train_args.data, train_args.val_split, args.data_dir, 256)
+    rows = evaluate_exits(model, val)
+    print(format_table(rows, train_args.val_split))
+    with open(run / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    seconds = sum(float(r.get("epoch_seconds") or 0) for r in history)
+    argv = ["keras-anytime", *info["argv"][1:]]
+    entry = {
+        "name": args.name,
+        "builder": builder,
+        "config": config,
+        "weights": "cifar10",
+        "classes": train_args.classes,
+        "file": target.name,
+        "sha256": zoo.sha256(target),
+        "data": f"{train_args.data}, local NumPy copy ({args.data_description})",
+        "train_split": f"{train_args.train_split} (records 0..44,999)",
+        "selected_on": f"{train_args.val_split} (records 45,000..49,999), best last exit",
+        "command": " ".join(argv),
+        "epochs": train_args.epochs,
+        "epochs_completed": len(history),
+        "wall_time_hours": round((args.wall_time_hours or seconds / 3600), 2),
+        "hardware": args.hardware
+        or f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU",
+        "val_accuracy": [round(r["accuracy"], 4) for r in rows],
+        "macs": exit_flops(model),
+        "params": model.count_params(),
+        "versions": {
+            "keras_anytime": keras_anytime.__version__,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+        },
+        "note": args.note,
+    }
+    manifest_path = folder / "manifest.json"
+    presets = json.loads(manifest_path.read_text())["presets"]
+    presets = [p for p in presets if p["name"] != args.name] + [entry]
+    manifest_path.write_text(json.dumps({"presets": presets}, indent=2) + "\n")
+    print(f"wrote {target} and {manifest_path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     top = argparse.ArgumentParser(
@@ -281,6 +361,22 @@ def parser() -> argparse.ArgumentParser:
         epilog=ZOO_EXAMPLE,
         formatter_class=fmt,
     ).set_defaults(func=zoo_list)
+    a = z_verbs.add_parser(
+        "add",
+        help="add a preset from a finished train run (maintainers)",
+        description="Evaluate a train run's best checkpoint on val and add it to the zoo.",
+        epilog=ZOO_EXAMPLE,
+        formatter_class=fmt,
+    )
+    a.add_argument("run", help="the train --out folder")
+    a.add_argument("--name", required=True)
+    a.add_argument("--data-dir", default=None)
+    a.add_argument("--zoo-dir", default=str(Path(__file__).resolve().parent.parent / "zoo"))
+    a.add_argument("--data-description", default="JPEG-decoded training split")
+    a.add_argument("--wall-time-hours", type=float, default=None, help="else from history")
+    a.add_argument("--hardware", default=None)
+    a.add_argument("--note", default="")
+    a.set_defaults(func=zoo_add)
     return top
 
 

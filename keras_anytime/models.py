@@ -180,6 +180,8 @@ class AnytimeModel(keras.Model):
             keras.metrics.Mean(name=f"{name}_loss") for name in self.output_names
         ]
         self.loss_balancer: LossBalancer | None = None
+        # (builder name, config) set by the applications' builders: the zoo preset key
+        self.builder_config: tuple[str, dict] | None = None
         self._user_loss = None
         self._exit_losses: list[keras.losses.Loss] | None = None
 

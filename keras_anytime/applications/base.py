@@ -185,19 +185,22 @@ def finish(
     `features_1 … features_K`, shallow to deep; no head layers are kept.
     `weights`: None, "cifar10" (the zoo preset of this exact configuration) or the path
     of a `.weights.h5` / `.keras` file saved from the same configuration with a top.
+    The model's `builder_config` is `(builder, config)`, the key of its zoo preset.
     """
     if weights is not None:
         path, top_classes = zoo.weights_path(
             builder, config, weights, classes=classes, include_top=include_top
         )
         exits = [head(x, k, top_classes) for k, x in enumerate(features, start=1)]
-        full = AnytimeModel(inputs, exits, name=name)
-        zoo.load_weights_into(full, path)
-        if include_top:
-            return full
+        model = AnytimeModel(inputs, exits, name=name)
+        zoo.load_weights_into(model, path)
     elif include_top:
-        return AnytimeModel(
-            inputs, [head(x, k, classes) for k, x in enumerate(features, start=1)], name=name
-        )
-    outputs = [layers.Identity(name=f"features_{k}")(x) for k, x in enumerate(features, start=1)]
-    return AnytimeModel(inputs, outputs, name=name)
+        exits = [head(x, k, classes) for k, x in enumerate(features, start=1)]
+        model = AnytimeModel(inputs, exits, name=name)
+    if not include_top:
+        outputs = [
+            layers.Identity(name=f"features_{k}")(x) for k, x in enumerate(features, start=1)
+        ]
+        model = AnytimeModel(inputs, outputs, name=name)
+    model.builder_config = (builder, config)
+    return model

@@ -18,6 +18,7 @@ setup(
         "keras>=3",
         "tensorflow-datasets",
         "keras-tuner",
+        "tensorboard",  # keras-tuner imports it on the TensorFlow backend
         "numpy",
         "matplotlib",
     ],

@@ -18,6 +18,7 @@ _LAZY = (
     "evaluation",
     "flops",
     "recipes",
+    "tuner",
     "weighting",
     "zoo",
 )

@@ -67,6 +67,22 @@ def test_exited_samples_match_full_model(family):
         )
 
 
+def test_exit_read_by_a_later_stage():
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(8, activation="tanh")(inp)
+    first = keras.layers.Dense(4, activation="softmax", name="exit_1")(h)
+    h = keras.layers.Dense(8, activation="tanh")(keras.layers.Concatenate()([h, first]))
+    second = keras.layers.Dense(4, activation="softmax", name="exit_2")(h)
+    model = keras.Model(inp, [first, second])
+    x, _ = toy_data(40)
+    full = model.predict(x, verbose=0)
+    predictor = EarlyExitPredictor(model)
+    predictor.thresholds = [np.median(full[0].max(axis=1))]
+    probs, exits = predictor.predict(x, batch_size=16)
+    assert set(exits) == {1, 2}
+    np.testing.assert_allclose(probs, np.where((exits == 1)[:, None], *full), atol=1e-6)
+
+
 def test_macs_accounting():
     model = dense_anytime(num_exits=3)
     predictor = EarlyExitPredictor(model)

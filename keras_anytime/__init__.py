@@ -17,6 +17,7 @@ _LAZY = (
     "datasets",
     "evaluation",
     "flops",
+    "inference",
     "recipes",
     "tuner",
     "weighting",

@@ -71,15 +71,17 @@ def layer_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
     )
 
 
-def _node_macs(node) -> int:
+def _node_macs(node, layer=None) -> int:
+    """MACs of one call `node`, of `layer` (default: the node's operation)."""
+    layer = node.operation if layer is None else layer
     shapes = [tuple(t.shape) for t in node.input_tensors] or [tuple(node.output_tensors[0].shape)]
     out_shape = tuple(node.output_tensors[0].shape)
     if any(d is None for s in (shapes[0], out_shape) for d in s[1:]):
         raise ValueError(
-            f"Layer {node.operation.name!r} has a dynamic shape {shapes[0]} -> "
+            f"Layer {layer.name!r} has a dynamic shape {shapes[0]} -> "
             f"{out_shape}; build the model with a fixed input_shape to count MACs."
         )
-    return layer_macs(node.operation, shapes[0], out_shape)
+    return layer_macs(layer, shapes[0], out_shape)
 
 
 def _ancestor_macs(output, cache: dict) -> dict:

@@ -1,0 +1,189 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+from helpers import dense_anytime, toy_data
+
+from keras_anytime.applications import EANN, AnytimeDenseNet, AnytimeResNet, MSDNet
+from keras_anytime.flops import exit_flops
+from keras_anytime.inference import (
+    SIDECAR_SUFFIX,
+    EarlyExitPredictor,
+    assign_exits,
+    exit_proportions,
+    thresholds_for,
+)
+
+SMALL = {
+    "resnet": lambda: AnytimeResNet(14, exit_every=2, input_shape=(16, 16, 3)),
+    "msdnet": lambda: MSDNet(
+        3, 1, 1, n_channels=4, growth_rate=2, gr_factor="1-2-4", bn_factor="1-2-4"
+    ),
+    "densenet": lambda: AnytimeDenseNet(10, growth_rate=4, input_shape=(16, 16, 3)),
+    "eann": lambda: EANN(num_members=2, exit_every=3, width=4, input_shape=(16, 16, 3)),
+}
+
+
+def images(model, n: int, seed: int = 0) -> np.ndarray:
+    shape = tuple(model.inputs[0].shape[1:])
+    return np.random.default_rng(seed).integers(0, 256, (n, *shape)).astype("uint8")
+
+
+def recording(fn, sizes: list):
+    def call(inputs):
+        sizes.append(len(inputs[0]))
+        return fn(inputs)
+
+    return call
+
+
+@pytest.mark.parametrize("family", sorted(SMALL))
+def test_exited_samples_match_full_model(family):
+    keras.utils.set_random_seed(0)
+    model = SMALL[family]()
+    x = images(model, 24)
+    full = model.predict(x.astype("float32"), verbose=0)
+    predictor = EarlyExitPredictor(model)
+    assert predictor.exit_macs.tolist() == exit_flops(model, include_earlier_exits=True)
+
+    confidence = np.stack([p.max(axis=1) for p in full])
+    predictor.thresholds = np.median(confidence, axis=1)[:-1]  # every exit takes some
+    seen = [[] for _ in predictor._stages]  # batch sizes each stage ran on
+    for stage, sizes in zip(predictor._stages, seen):
+        stage.fn = recording(stage.fn, sizes)
+    probs, exits = predictor.predict(x, batch_size=10)
+
+    expected = assign_exits(confidence, predictor.thresholds)
+    np.testing.assert_array_equal(exits, expected)
+    assert set(exits) == set(range(1, predictor.num_exits + 1))
+    for i, k in enumerate(exits):
+        np.testing.assert_allclose(probs[i], full[k - 1][i], rtol=1e-5, atol=1e-6)
+    # Stage k runs only on the images that did not leave at exits 1..k-1.
+    assert [sum(s) for s in seen] == [int(np.sum(exits >= k)) for k in range(1, len(seen) + 1)]
+    for k in (1, predictor.num_exits):
+        np.testing.assert_allclose(
+            predictor.predict_at(x, k, batch_size=7), full[k - 1], rtol=1e-5, atol=1e-6
+        )
+
+
+def test_exit_read_by_a_later_stage():
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(8, activation="tanh")(inp)
+    first = keras.layers.Dense(4, activation="softmax", name="exit_1")(h)
+    h = keras.layers.Dense(8, activation="tanh")(keras.layers.Concatenate()([h, first]))
+    second = keras.layers.Dense(4, activation="softmax", name="exit_2")(h)
+    model = keras.Model(inp, [first, second])
+    x, _ = toy_data(40)
+    full = model.predict(x, verbose=0)
+    predictor = EarlyExitPredictor(model)
+    predictor.thresholds = [np.median(full[0].max(axis=1))]
+    probs, exits = predictor.predict(x, batch_size=16)
+    assert set(exits) == {1, 2}
+    np.testing.assert_allclose(probs, np.where((exits == 1)[:, None], *full), atol=1e-6)
+
+
+def test_macs_accounting():
+    model = dense_anytime(num_exits=3)
+    predictor = EarlyExitPredictor(model)
+    cumulative = exit_flops(model, include_earlier_exits=True)
+    assert predictor.exit_macs.tolist() == cumulative == [80, 176, 272]
+    assert predictor.average_macs(np.array([1, 1, 3, 2])) == (2 * 80 + 272 + 176) / 4
+    x, _ = toy_data(50)
+    predictor.thresholds = [0.5, 0.6]
+    _, exits = predictor.predict(x)
+    assert predictor.average_macs(exits) == np.mean(np.array(cumulative)[exits - 1])
+
+
+def test_thresholds_follow_the_msdnet_rule():
+    q = exit_proportions(0.5, 3)
+    np.testing.assert_allclose(q, np.array([4, 2, 1]) / 7)
+    confidence = np.random.default_rng(0).random((3, 700))
+    exits = assign_exits(confidence, thresholds_for(confidence, q))
+    assert np.bincount(exits, minlength=4)[1:].tolist() == [400, 200, 100]
+
+
+@pytest.mark.parametrize("budget", [0.3, 0.5, 0.75, 1.0])
+def test_calibration_meets_budget_on_held_out_data(budget):
+    model = dense_anytime(num_exits=4)
+    x, y = toy_data(4000)
+    predictor = EarlyExitPredictor(model)
+    report = predictor.calibrate(x[:2000], y[:2000], budget)
+    assert report["macs_fraction"] <= budget
+    assert report["macs_fraction"] == pytest.approx(budget, rel=0.01)
+    assert predictor.budget == budget and report["thresholds"] == predictor.thresholds.tolist()
+    _, exits = predictor.predict(x[2000:])
+    held_out = predictor.average_macs(exits) / predictor.exit_macs[-1]
+    assert held_out == pytest.approx(budget, rel=0.05)
+
+
+def test_save_and_load(tmp_path):
+    model = SMALL["msdnet"]()
+    x = images(model, 16)
+    predictor = EarlyExitPredictor(model)
+    predictor.calibrate(x, np.zeros(len(x), "int64"), 0.6)
+    path = str(tmp_path / "msdnet.keras")
+    predictor.save(path)
+    sidecar = json.loads(open(path + SIDECAR_SUFFIX).read())
+    assert sidecar["thresholds"] == predictor.thresholds.tolist()
+    assert sidecar["exit_macs"] == predictor.exit_macs.tolist() and sidecar["budget"] == 0.6
+
+    loaded = EarlyExitPredictor.load(path)
+    np.testing.assert_array_equal(loaded.thresholds, predictor.thresholds)
+    np.testing.assert_array_equal(loaded.exit_macs, predictor.exit_macs)
+    assert loaded.budget == 0.6
+    for a, b in zip(loaded.predict(x), predictor.predict(x)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    sidecar["exit_macs"][0] += 1
+    (tmp_path / ("msdnet.keras" + SIDECAR_SUFFIX)).write_text(json.dumps(sidecar))
+    with pytest.raises(ValueError, match="do not belong together"):
+        EarlyExitPredictor.load(path)
+
+
+@pytest.mark.parametrize(
+    "thresholds,message",
+    [
+        ([-0.1, 0.5], r"\[0, 1\]"),
+        ([0.5, 1.2], r"\[0, 1\]"),
+        ([0.5, float("nan")], r"\[0, 1\]"),
+        ([0.5], "Expected 2 thresholds"),
+        ([0.5, 0.5, 0.5], "Expected 2 thresholds"),
+        ("high", "must be 2 numbers"),
+    ],
+)
+def test_bad_thresholds(thresholds, message):
+    predictor = EarlyExitPredictor(dense_anytime(num_exits=3))
+    with pytest.raises(ValueError, match=message):
+        predictor.thresholds = thresholds
+
+
+@pytest.mark.parametrize(
+    "budget,message",
+    [
+        (0.0, r"\(0, 1\]"),
+        (-0.5, r"\(0, 1\]"),
+        (1.5, r"\(0, 1\]"),
+        (0.2, "below the cost of exit 1"),
+    ],
+)
+def test_bad_budgets(budget, message):
+    predictor = EarlyExitPredictor(dense_anytime(num_exits=3))  # exit 1: 80 of 272 MACs
+    x, y = toy_data(20)
+    with pytest.raises(ValueError, match=message):
+        predictor.calibrate(x, y, budget)
+
+
+def test_other_errors():
+    predictor = EarlyExitPredictor(dense_anytime(num_exits=3))
+    x, y = toy_data(20)
+    with pytest.raises(ValueError, match="20 images but y_val has 19"):
+        predictor.calibrate(x, y[:-1], 0.5)
+    with pytest.raises(ValueError, match="exit must be in 1..3"):
+        predictor.predict_at(x, 4)
+    with pytest.raises(ValueError, match="x must have shape"):
+        predictor.predict(x[:, :5])
+    inp = keras.Input((6,))
+    single = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(inp))
+    with pytest.raises(ValueError, match="single output"):
+        EarlyExitPredictor(single)

@@ -42,6 +42,17 @@ CIFAR = [
 # Printed by the reference (kalviny/MSDNet-PyTorch op_counter) for its released step-7
 # ImageNet model, quoted in that repository's issue #10 (2019-11-11).
 STEP7_PRINTED = [615.69, 1436.39, 2283.21, 2967.42, 3253.79], [8.76, 20.15, 31.73, 41.86, 62.31]
+# Printed by the reference itself when run: REFERENCE_RUN (CIFAR-10 and ImageNet
+# arguments of its README; tests/test_msdnet.py has the exact returned values).
+REFERENCE_RUN = (
+    "kalviny/MSDNet-PyTorch@f654595270cef1f7555a82af41c38d6f581e7e16 "
+    "op_counter.measure_model, run on 2026-11-27 (CPU, torch 2.13.0+cpu)"
+)
+STEP4_PRINTED = [339.90, 685.46, 1008.16, 1254.47, 1360.53], [4.24, 8.77, 13.07, 16.75, 23.96]
+CIFAR_PRINTED = (
+    [15.13, 25.48, 37.06, 46.28, 57.28, 66.89, 75.86],
+    [0.42, 0.85, 1.24, 1.65, 2.12, 2.53, 2.99],
+)
 
 
 def trainable(model) -> int:
@@ -83,9 +94,13 @@ def cifar_tables() -> list[str]:
             counted = reference_counts(model)
             msdnet_note = (
                 "MSDNet CIFAR anytime, counted as the reference counts (earlier exits' heads, "
-                "ReLU and pooling ops, Dense bias included; no published per-exit figure "
-                f"found): FLOPs {millions([c[0] for c in counted])} M, params "
-                f"{millions([c[1] for c in counted])} M."
+                "ReLU and pooling ops, Dense bias included): FLOPs "
+                f"{millions([c[0] for c in counted])} M, params "
+                f"{millions([c[1] for c in counted])} M. Printed by the reference "
+                f"({REFERENCE_RUN}, `--data cifar10 --nBlocks 7 --stepmode even --step 2 "
+                "--base 4 --nChannels 16`): FLOPs "
+                f"{', '.join(f'{v:.2f}' for v in CIFAR_PRINTED[0])} M, params "
+                f"{', '.join(f'{v:.2f}' for v in CIFAR_PRINTED[1])} M."
             )
     return [*summary, "", eann_note, "", msdnet_note, "", *per_exit]
 
@@ -99,14 +114,14 @@ def imagenet_table() -> list[str]:
     ]
     step7 = {**MSDNET_CONFIGS["imagenet_step4"], "step": 7, "base": 7}
     for name, config, printed in [
-        ("step 4 (README)", MSDNET_CONFIGS["imagenet_step4"], None),
+        ("step 4 (README)", MSDNET_CONFIGS["imagenet_step4"], STEP4_PRINTED),
         ("step 7 (README weights)", step7, STEP7_PRINTED),
     ]:
         model = MSDNet(**config, classes=1000)
         macs = exit_flops(model)
         for k, (ops, params) in enumerate(reference_counts(model)):
-            flops_ref = f"{printed[0][k]:.2f}M" if printed else "—"
-            params_ref = f"{printed[1][k]:.2f}M" if printed else "—"
+            flops_ref = f"{printed[0][k]:.2f}M"
+            params_ref = f"{printed[1][k]:.2f}M"
             rows.append(
                 f"| {name} | {k + 1} | {ops / 1e6:.2f}M | {flops_ref} | {params / 1e6:.2f}M "
                 f"| {params_ref} | {macs[k] / 1e6:.2f}M |"
@@ -132,9 +147,9 @@ def main():
         "",
         "The reference rule: `keras_anytime.applications.msdnet.reference_counts`, the "
         "counting of kalviny/MSDNet-PyTorch `op_counter.py` (cumulative, earlier exits "
-        "included, ReLU/pooling ops and Dense bias counted). Printed figures: that "
-        "repository's issue #10. No printed or published per-exit figure was found for "
-        "the step-4 model.",
+        "included, ReLU/pooling ops and Dense bias counted). Printed figures: step 4, "
+        f"{REFERENCE_RUN}, with the README's ImageNet arguments; step 7, that "
+        "repository's issue #10 (the same run at step 7 prints the same).",
         "",
         *imagenet_table(),
     ]

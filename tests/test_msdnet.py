@@ -1,3 +1,5 @@
+import math
+
 import pytest
 from helpers import adaloss_fit_lowers_loss, assert_round_trip
 
@@ -11,6 +13,47 @@ SMALL = {"n_blocks": 3, "step": 1, "base": 1, "n_channels": 4, "growth_rate": 2}
 def in_millions(model) -> list[tuple[float, float]]:
     """`reference_counts` (FLOPs, params) in millions, as the reference prints them."""
     return [(ops / 1e6, params / 1e6) for ops, params in reference_counts(model)]
+
+
+def trainable_params(model) -> int:
+    return sum(math.prod(w.shape) for w in model.trainable_weights)
+
+
+# Figures printed by the reference itself ("FLOPs: %.2fM, Params: %.2fM" per exit) and
+# the exact values its measure_model returned, from building the reference MSDNet with
+# its own args.py parser and counting it as its main.py does:
+# kalviny/MSDNet-PyTorch@f654595270cef1f7555a82af41c38d6f581e7e16
+# op_counter.measure_model, run on 2026-11-27 (CPU, torch 2.13.0+cpu).
+# CIFAR-10 anytime, 32x32: --data cifar10 --arch msdnet --nBlocks 7 --stepmode even
+# --step 2 --base 4 --nChannels 16 (defaults: growthRate 6, grFactor/bnFactor 1-2-4,
+# prune max, reduction 0.5, bottleneck).
+CIFAR_PRINTED = [
+    (15.13, 0.42),
+    (25.48, 0.85),
+    (37.06, 1.24),
+    (46.28, 1.65),
+    (57.28, 2.12),
+    (66.89, 2.53),
+    (75.86, 2.99),
+]
+CIFAR_RETURNED = (
+    [15_128_842, 25_482_772, 37_061_150, 46_284_584, 57_277_490, 66_891_068, 75_856_454],
+    [422_266, 853_572, 1_240_122, 1_649_108, 2_120_302, 2_533_592, 2_986_690],
+)
+# ImageNet step 4, 224x224 (the README's command): --data ImageNet --nBlocks 5
+# --stepmode even --step 4 --base 4 --nChannels 32 --growthRate 16 --grFactor 1-2-4-4
+# --bnFactor 1-2-4-4.
+STEP4_PRINTED = [
+    (339.90, 4.24),
+    (685.46, 8.77),
+    (1008.16, 13.07),
+    (1254.47, 16.75),
+    (1360.53, 23.96),
+]
+STEP4_RETURNED = (
+    [339_902_824, 685_456_720, 1_008_156_120, 1_254_472_688, 1_360_529_624],
+    [4_238_504, 8_772_240, 13_073_272, 16_748_416, 23_958_440],
+)
 
 
 def test_schedules():
@@ -34,8 +77,17 @@ def test_cifar_anytime_config():
     assert tuple(ends[-1].shape)[1:3] == (8, 8)
     macs = exit_flops(model)
     assert all(a < b for a, b in zip(macs, macs[1:]))
-    # No published per-exit figure for this model was found (the paper plots it; the
-    # reference prints it when run). Exit 1 by hand from the architecture instead:
+    # What the reference prints for this model (CIFAR_PRINTED above), within 1%.
+    counts = in_millions(model)
+    assert len(counts) == len(CIFAR_PRINTED)
+    for (flops, params), (ref_flops, ref_params) in zip(counts, CIFAR_PRINTED):
+        assert flops == pytest.approx(ref_flops, rel=0.01)
+        assert params == pytest.approx(ref_params, rel=0.01)
+    # ... and, exactly, what its measure_model returned; the reference model's
+    # parameters (2,986,690 in all) are our trainable ones.
+    assert [list(c) for c in zip(*reference_counts(model))] == list(CIFAR_RETURNED)
+    assert trainable_params(model) == CIFAR_RETURNED[1][-1]
+    # Exit 1 by hand from the architecture:
     # stem: 32x32x16 from 3 (3x3): 442,368; 16x16x32 from 16 (3x3/2): 1,179,648;
     #   8x8x64 from 32 (3x3/2): 1,179,648 -> 2,801,664.
     # layers 1..4 with c = 16, 22, 28, 34 base channels (scales hold c, 2c, 4c):
@@ -56,6 +108,7 @@ def test_cifar_anytime_config():
 # weights, nBlocks 5, base 7, step 7, nChannels 32, growthRate 16, grFactor/bnFactor
 # 1-2-4-4), as quoted in kalviny/MSDNet-PyTorch issue #10 ("About reproducing anytime
 # experiment in paper", 2019-11-11): "FLOPs: 615.69M, Params: 8.76M" ... per exit.
+# Running the reference at f654595 (as above, --step 7 --base 7) prints the same.
 STEP7_PRINTED = [
     (615.69, 8.76),
     (1436.39, 20.15),
@@ -63,22 +116,12 @@ STEP7_PRINTED = [
     (2967.42, 41.86),
     (3253.79, 62.31),
 ]
-# The README's step-4 model. No printed or published per-exit figure was found in the
-# sources searched; these are the reference's counting rule (`reference_counts`, which
-# reproduces STEP7_PRINTED to the last printed digit) applied to this architecture.
-STEP4_BY_RULE = [
-    (339.90, 4.24),
-    (685.46, 8.77),
-    (1008.16, 13.07),
-    (1254.47, 16.75),
-    (1360.53, 23.96),
-]
 
 
 @pytest.mark.parametrize(
     "overrides,expected",
-    [({"step": 7, "base": 7}, STEP7_PRINTED), ({}, STEP4_BY_RULE)],
-    ids=["step7-printed", "step4-by-rule"],
+    [({"step": 7, "base": 7}, STEP7_PRINTED), ({}, STEP4_PRINTED)],
+    ids=["step7-printed", "step4-printed"],
 )
 def test_imagenet_models_match_reference_figures(overrides, expected):
     config = {**MSDNET_CONFIGS["imagenet_step4"], **overrides}
@@ -86,11 +129,16 @@ def test_imagenet_models_match_reference_figures(overrides, expected):
     assert tuple(model.inputs[0].shape) == (None, 224, 224, 3)
     assert len(model.outputs) == 5
     counts = in_millions(model)
+    assert len(counts) == len(expected)
     for (flops, params), (ref_flops, ref_params) in zip(counts, expected):
         assert flops == pytest.approx(ref_flops, rel=0.01)
         assert params == pytest.approx(ref_params, rel=0.01)
     macs = exit_flops(model)
     assert all(a < b for a, b in zip(macs, macs[1:]))
+    if not overrides:  # step 4: exactly what the reference's measure_model returned
+        assert [list(c) for c in zip(*reference_counts(model))] == list(STEP4_RETURNED)
+        # the reference's stem conv has a bias (32 params) that ours leaves out
+        assert trainable_params(model) == STEP4_RETURNED[1][-1] - 32
 
 
 def test_include_top_false_and_small_inputs():

@@ -31,7 +31,9 @@ from keras_anytime.models import AnytimeModel
 # The configurations of the paper, as the reference README trains them.
 MSDNET_CONFIGS: dict[str, dict] = {
     # CIFAR anytime prediction (paper Sec. 5 and Appendix A; README "block=7"):
-    # exits after layers 4, 6, ..., 16.
+    # exits after layers 4, 6, ..., 16. `reference_counts` equals the figures that
+    # kalviny/MSDNet-PyTorch@f654595 op_counter.measure_model prints for it (run
+    # 2026-11-27; tests/test_msdnet.py).
     "cifar_anytime": {
         "n_blocks": 7,
         "step": 2,
@@ -47,6 +49,8 @@ MSDNET_CONFIGS: dict[str, dict] = {
         "variant": "cifar",
     },
     # ImageNet, 4 scales, an exit every 4 layers (README "block=5, step=4").
+    # `reference_counts` equals the figures the reference's measure_model prints for it
+    # (same run); our trainable params are 32 fewer (no stem conv bias).
     "imagenet_step4": {
         "n_blocks": 5,
         "step": 4,

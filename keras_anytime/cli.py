@@ -39,7 +39,7 @@ def build_model(args):
     """The family's builder with the command line's configuration."""
     from keras_anytime import applications
 
-    common = {"classes": args.classes}
+    common = {"classes": args.classes, "weights": getattr(args, "weights", None)}
     if args.family == "resnet":
         return applications.AnytimeResNet(
             depth=args.depth or 20, width=args.width, exit_every=args.exit_every, **common
@@ -309,6 +309,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--n-blocks", type=int, default=None, help="msdnet: override n_blocks")
     t.add_argument("--exit-every", type=int, default=1, help="resnet, densenet")
     t.add_argument("--classes", type=int, default=10)
+    t.add_argument(
+        "--weights", default=None, help="start from 'cifar10' (zoo preset) or a weights file"
+    )
     t.add_argument("--weighting", choices=WEIGHTINGS, default="adaloss")
     t.add_argument("--opt-at", type=int, default=-1, help="exit (1-based) for --weighting opt")
     t.add_argument("--gamma", type=float, default=0.07, help="AdaLoss gamma")

@@ -238,7 +238,7 @@ def zoo_add(args) -> int:
 
     run = Path(args.run)
     info = json.loads((run / "run.json").read_text())
-    train_args = argparse.Namespace(**info["args"])
+    train_args = argparse.Namespace(**{**info["args"], "weights": None})
     model = build_model(train_args)
     model.load_weights(run / "best.weights.h5")
     builder, config = model.builder_config

@@ -12,25 +12,14 @@ median step times.
 
 import argparse
 import json
-import time
 
 import keras
 import numpy as np
+from timing import StepTimer  # benchmarks/timing.py
 
 from keras_anytime import weighting
 from keras_anytime.applications import AnytimeResNet
 from keras_anytime.callbacks import AdaLoss
-
-
-class StepTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
 
 
 def make(adaloss: bool):

@@ -14,6 +14,7 @@ import time
 
 import keras
 import numpy as np
+from timing import StepTimer  # benchmarks/timing.py
 
 from keras_anytime import datasets
 from keras_anytime.applications import AnytimeResNet
@@ -29,17 +30,6 @@ def pipeline_rate(data_dir: str, batches: int, batch_size: int) -> float:
     for _ in range(batches):
         next(it)
     return batches * batch_size / (time.perf_counter() - start)
-
-
-class StepTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
 
 
 def model_rate(steps: int, batch_size: int) -> float:

@@ -23,8 +23,7 @@ import time
 import keras
 import numpy as np
 
-from keras_anytime import datasets
-from keras_anytime.cli import _load_for_eval
+from keras_anytime import datasets, zoo
 from keras_anytime.flops import exit_flops
 from keras_anytime.inference import EarlyExitPredictor
 
@@ -53,7 +52,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the JSON report here")
     args = parser.parse_args()
 
-    model = _load_for_eval(args.model)
+    model = zoo.load_model_or_preset(args.model)
     x, y = datasets.load_numpy(args.data_dir, "val")
     x, y = x[: args.limit].astype("float32"), y[: args.limit].astype("int64")
     half = len(x) // 2

@@ -179,26 +179,14 @@ def train(args) -> int:
     return 0
 
 
-def _load_for_eval(name: str):
-    import keras
-
-    from keras_anytime import zoo
-
-    if Path(name).exists():
-        return keras.saving.load_model(name, compile=False)
-    if name in zoo.list_models():
-        return zoo.load(name)
-    raise SystemExit(
-        f"{name!r} is neither a saved model file nor a zoo preset. Presets: "
-        f"{zoo.list_models() or 'none yet'}."
-    )
-
-
 def evaluate(args) -> int:
-    from keras_anytime import datasets
+    from keras_anytime import datasets, zoo
     from keras_anytime.evaluation import evaluate_exits, format_table, plot_anytime_curves
 
-    model = _load_for_eval(args.model)
+    try:
+        model = zoo.load_model_or_preset(args.model)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
     dataset = datasets.load(args.data, args.split, args.data_dir, args.batch_size)
     rows = evaluate_exits(model, dataset)
     print(format_table(rows, args.split))

@@ -58,6 +58,20 @@ def load(name: str):
     return builder(**preset["config"], weights=preset["weights"])
 
 
+def load_model_or_preset(name: str):
+    """A saved `.keras` model (a path) or a zoo preset (a name), ready to predict."""
+    if Path(name).exists():
+        import keras
+
+        return keras.saving.load_model(name, compile=False)
+    if name in _manifest():
+        return load(name)
+    raise ValueError(
+        f"{name!r} is neither a saved model file nor a zoo preset. Presets: "
+        f"{list_models() or 'none yet'}."
+    )
+
+
 def sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -40,8 +40,8 @@ class ExitWeighting(keras.metrics.Metric):
       active: 1 while the balancer is in use (during `fit` with it), else 0.
 
     It is a `Metric` so that its variables are carried through the training step on
-    every backend, and its `result()` puts the weights in `logs` while a balancer is
-    active (`adaloss_w_1 … adaloss_w_K`). `reset_state` does nothing: the state
+    every backend, and its `result()` puts the weights in `logs` (`adaloss_w_1 …
+    adaloss_w_K`) once a balancer has been installed. `reset_state` does nothing: the state
     persists across epochs and is training state, not an epoch statistic.
     """
 
@@ -102,20 +102,18 @@ def _as_loss(identifier) -> keras.losses.Loss:
     raise ValueError(f"Unknown loss {identifier!r}: pass a keras.losses name, function or Loss.")
 
 
-def _per_exit(value, num_exits: int, what: str) -> list:
-    """A single value applied to every exit, or a list of one value per exit."""
-    if isinstance(value, (list, tuple)) and len(value) == num_exits and num_exits > 1:
-        return list(value)
-    if isinstance(value, dict):
-        raise ValueError(f"Pass `{what}` as one value or a list of {num_exits}, not a dict.")
-    if isinstance(value, (list, tuple)) and num_exits == 1 and len(value) == 1:
-        return list(value)
-    if isinstance(value, (list, tuple)) and what == "loss":
-        raise ValueError(
-            f"`loss` has {len(value)} entries but the model has {num_exits} exits: pass "
-            f"one loss for every exit or a list of {num_exits}."
-        )
-    return [value] * num_exits
+def _per_exit_losses(loss, num_exits: int) -> list:
+    """One loss for every exit, or a list of one loss per exit."""
+    if isinstance(loss, dict):
+        raise ValueError(f"Pass `loss` as one loss or a list of {num_exits}, not a dict.")
+    if isinstance(loss, (list, tuple)):
+        if len(loss) != num_exits:
+            raise ValueError(
+                f"`loss` has {len(loss)} entries but the model has {num_exits} exits: pass "
+                f"one loss for every exit or a list of {num_exits}."
+            )
+        return list(loss)
+    return [loss] * num_exits
 
 
 def _global_mean(scaled_losses):
@@ -204,7 +202,7 @@ class AnytimeModel(keras.Model):
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._user_loss = loss
         self._exit_losses = (
-            None if loss is None else [_as_loss(x) for x in _per_exit(loss, k, "loss")]
+            None if loss is None else [_as_loss(x) for x in _per_exit_losses(loss, k)]
         )
         self.set_loss_weights(np.ones(k) if loss_weights is None else loss_weights)
 

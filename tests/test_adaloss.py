@@ -260,3 +260,13 @@ def test_no_retrace_across_fits_with_the_same_settings():
     assert not np.array_equal(np.array(model.exit_weighting.weights_var), w)
     model.fit(x, y, batch_size=32, verbose=0, callbacks=[AdaLoss(update_every=1, gamma=0.5)])
     assert model.train_function is not step_fn  # other constants: rebuilt once
+
+
+def test_loss_list_must_match_exits():
+    model = dense_anytime()
+    with pytest.raises(ValueError, match="`loss` has 2 entries but the model has 3 exits"):
+        model.compile("sgd", ["sparse_categorical_crossentropy"] * 2)
+    with pytest.raises(ValueError, match="not a dict"):
+        model.compile("sgd", {"exit_1": "mse"})
+    with pytest.raises(ValueError, match="loss_weights must be 3 finite non-negative"):
+        model.compile("sgd", "sparse_categorical_crossentropy", loss_weights=[1, -1, 1])

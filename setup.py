@@ -23,7 +23,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "jax[cpu]", "ruff"],
+        "test": ["pytest", "pytest-xdist", "jax[cpu]", "ruff"],
         "notebooks": ["jupyter", "nbconvert", "nbformat", "matplotlib"],
     },
     entry_points={"console_scripts": ["keras-anytime=keras_anytime.cli:main"]},

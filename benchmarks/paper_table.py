@@ -37,6 +37,8 @@ def train_command(args, weighting: str, out: Path, opt_at: int | None = None) ->
     ]  # fmt: skip
     if opt_at is not None:
         cmd += ["--opt-at", str(opt_at)]
+    if args.lr is not None:
+        cmd += ["--lr", str(args.lr)]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     if args.mixed_precision:
@@ -67,6 +69,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--recipe", default="short")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--out", default="runs/paper")

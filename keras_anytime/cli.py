@@ -36,7 +36,17 @@ ZOO_EXAMPLE = """examples:
 
 
 def build_model(args):
-    """The family's builder with the command line's configuration."""
+    """The model that `train` trains: the family's builder with the command line's
+    configuration; for `--weighting opt`, only the network up to exit `--opt-at`."""
+    from keras_anytime.models import truncate
+
+    model = _build_family(args)
+    if getattr(args, "weighting", None) == "opt":  # a single-exit network: nothing past it runs
+        model = truncate(model, model.num_exits if args.opt_at == -1 else args.opt_at)
+    return model
+
+
+def _build_family(args):
     from keras_anytime import applications
 
     common = {"classes": args.classes, "weights": getattr(args, "weights", None)}
@@ -62,8 +72,8 @@ def loss_weights(args, num_exits: int) -> list[float]:
 
     if args.weighting in ("adaloss", "const"):
         return weighting.const(num_exits)
-    if args.weighting == "opt":
-        return weighting.opt(num_exits, args.opt_at)
+    if args.weighting == "opt":  # the model is truncated at the chosen exit
+        return weighting.opt(num_exits, -1)
     return weighting.SCHEMES[args.weighting](num_exits)
 
 
@@ -301,7 +311,12 @@ def parser() -> argparse.ArgumentParser:
         "--weights", default=None, help="start from 'cifar10' (zoo preset) or a weights file"
     )
     t.add_argument("--weighting", choices=WEIGHTINGS, default="adaloss")
-    t.add_argument("--opt-at", type=int, default=-1, help="exit (1-based) for --weighting opt")
+    t.add_argument(
+        "--opt-at",
+        type=int,
+        default=-1,
+        help="--weighting opt: train only the network up to this exit (1-based; -1: last)",
+    )
     t.add_argument("--gamma", type=float, default=0.07, help="AdaLoss gamma")
     t.add_argument("--adaloss-momentum", type=float, default=0.9)
     t.add_argument("--final-extra", type=float, default=0.0)

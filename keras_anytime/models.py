@@ -324,3 +324,12 @@ class AnytimeModel(keras.Model):
                 v.assign(store[key])
         own = {k: store[k] for k in store.keys() if not k.startswith("exit_weighting_")}
         super().load_own_variables(own)
+
+
+def truncate(model: AnytimeModel, num_exits: int) -> AnytimeModel:
+    """The network up to exit `num_exits` (1-based) as its own AnytimeModel, sharing layers
+    and weights with `model`: the layers past that exit are not computed. The OPT baselines
+    train it as a single-exit network (`weighting.opt`)."""
+    if not isinstance(num_exits, int) or not 1 <= num_exits <= model.num_exits:
+        raise ValueError(f"`num_exits` must be in 1..{model.num_exits}, got {num_exits!r}.")
+    return AnytimeModel(model.inputs, model.outputs[:num_exits], name=model.name)

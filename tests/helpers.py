@@ -6,6 +6,15 @@ from keras import layers
 
 from keras_anytime.models import AnytimeModel
 
+# For subprocesses on the JAX backend. XLA's CPU compiler at optimisation level 0: these
+# tests check results, not speed, and a JAX model build otherwise compiles an initializer
+# per weight shape at full optimisation (most of the JAX tests' time).
+JAX_ENV = {
+    "KERAS_BACKEND": "jax",
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+}
+
 
 def dense_anytime(num_exits: int = 3, classes: int = 4, features: int = 6, seed: int = 0):
     """A tiny multi-exit MLP (no BatchNorm, no dropout) with deterministic weights."""

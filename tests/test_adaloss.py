@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import dense_anytime, toy_data
+from helpers import JAX_ENV, dense_anytime, toy_data
 
 from keras_anytime.callbacks import AdaLoss
 
@@ -215,7 +215,7 @@ def test_same_weights_on_jax_and_tensorflow(backend):
     tests_dir = str(Path(__file__).parent)
     results = {}
     for name in ("tensorflow", backend):
-        env = {**os.environ, "KERAS_BACKEND": name, "JAX_PLATFORMS": "cpu"}
+        env = {**os.environ, **(JAX_ENV if name == "jax" else {"KERAS_BACKEND": name})}
         out = subprocess.run(
             [sys.executable, "-c", BACKEND_SCRIPT, tests_dir],
             env=env,

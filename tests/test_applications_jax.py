@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import small_family_models
+from helpers import JAX_ENV, small_family_models
 
 from keras_anytime.flops import exit_flops
 
@@ -45,8 +45,7 @@ def test_families_on_jax(tmp_path):
     tests_dir = Path(__file__).resolve().parent
     env = {
         **os.environ,
-        "KERAS_BACKEND": "jax",
-        "JAX_PLATFORMS": "cpu",
+        **JAX_ENV,
         "PYTHONPATH": os.pathsep.join([str(tests_dir.parent), os.environ.get("PYTHONPATH", "")]),
     }
     run = subprocess.run(

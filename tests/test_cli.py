@@ -100,3 +100,10 @@ def test_train_builds_each_family(argv, exits):
     args = cli.parser().parse_args(["train", *argv, "--out", "unused"])
     model = cli.build_model(args)
     assert model.output_names == [f"exit_{k}" for k in range(1, exits + 1)]
+
+
+def test_train_opt_builds_only_the_network_up_to_that_exit():
+    argv = ["train", "--depth", "8", "--weighting", "opt", "--opt-at", "2", "--out", "unused"]
+    model = cli.build_model(cli.parser().parse_args(argv))
+    assert model.output_names == ["exit_1", "exit_2"]  # exit 3 and its unit are cut off
+    assert cli.loss_weights(cli.parser().parse_args(argv), model.num_exits) == [0.0, 1.0]

@@ -80,3 +80,19 @@ def test_last_exit_costs_match_resnet20():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AnytimeResNet(**kwargs)
+
+
+def test_truncate_keeps_the_first_exits_and_shares_weights(tiny_data):
+    from keras_anytime.models import AnytimeModel, truncate
+
+    x, _ = tiny_data
+    model = AnytimeResNet(8)
+    short = truncate(model, 2)
+    assert isinstance(short, AnytimeModel) and short.output_names == ["exit_1", "exit_2"]
+    assert len(short.weights) < len(model.weights)  # the last unit is not part of it
+    full = model.predict(x[:4], verbose=0)
+    for a, b in zip(short.predict(x[:4], verbose=0), full[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert exit_flops(short) == exit_flops(model)[:2]
+    with pytest.raises(ValueError, match=r"`num_exits` must be in 1\.\.3"):
+        truncate(model, 4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -78,10 +79,18 @@ def loss_weights(args, num_exits: int) -> list[float]:
 
 
 def _strategy(name: str):
+    """The tf.distribute strategy named `name`; for "none", None (no strategy scope)."""
+    if name == "none":
+        return None
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        raise SystemExit(
+            f"--strategy {name} uses tf.distribute: run with KERAS_BACKEND=tensorflow, or "
+            "use --strategy none."
+        )
     import tensorflow as tf
 
-    if name == "none":
-        return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
@@ -113,10 +122,35 @@ def _epoch_timer():
     return EpochTimer()
 
 
+def _train_and_val(args):
+    """The training batches (shuffled, augmented) and the val batches (256). On TensorFlow,
+    `datasets.load`'s tf.data pipelines; on other backends, `datasets.NumpyBatches` over a
+    local NumPy folder (tfds needs TensorFlow)."""
+    import keras
+
+    from keras_anytime import datasets
+
+    if keras.config.backend() == "tensorflow":
+        train = datasets.load(
+            args.data, args.train_split, args.data_dir, args.batch_size, seed=args.seed
+        )
+        val = datasets.load(args.data, args.val_split, args.data_dir, 256)
+        return train, val
+    folder = datasets.local_dir(args.data_dir)
+    if folder is None:
+        raise SystemExit(
+            f"On the {keras.config.backend()} backend, train reads a local NumPy folder: set "
+            f"--data-dir or {datasets.ENV_VAR} (tensorflow-datasets needs TensorFlow)."
+        )
+    x, y = datasets.load_numpy(folder, args.train_split)
+    train = datasets.NumpyBatches(x, y, args.batch_size, augment=True, shuffle=True, seed=args.seed)
+    return train, datasets.NumpyBatches(*datasets.load_numpy(folder, args.val_split), 256)
+
+
 def train(args) -> int:
     import keras
 
-    from keras_anytime import datasets, recipes
+    from keras_anytime import recipes
     from keras_anytime.callbacks import AdaLoss
     from keras_anytime.evaluation import evaluate_exits, format_table
 
@@ -126,15 +160,12 @@ def train(args) -> int:
     recipes.set_mixed_precision(args.mixed_precision)
     strategy = _strategy(args.strategy)
 
-    train_ds = datasets.load(
-        args.data, args.train_split, args.data_dir, args.batch_size, seed=args.seed
-    )
-    val_ds = datasets.load(args.data, args.val_split, args.data_dir, 256)
-    steps = args.steps_per_epoch or int(train_ds.cardinality())
+    train_ds, val_ds = _train_and_val(args)
+    steps = args.steps_per_epoch or len(train_ds)
     if steps < 1:
         raise SystemExit("The training split gave no full batch; lower --batch-size.")
 
-    with strategy.scope():
+    with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_model(args)
         k = model.num_exits
         model.compile(
@@ -167,7 +198,12 @@ def train(args) -> int:
             ),
         )
     callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv"), append=True))
-    run = {"argv": sys.argv, "args": vars(args), "keras": keras.__version__}
+    run = {
+        "argv": sys.argv,
+        "args": vars(args),
+        "keras": keras.__version__,
+        "backend": keras.config.backend(),
+    }
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str))
 
     start = time.time()

@@ -3,14 +3,18 @@
 Sources:
 - `cifar10`, `cifar100`, `svhn` through `tensorflow-datasets` (downloaded by tfds);
 - a local folder of NumPy files laid out like `shared/data/cifar10` (`train-*.npz` with
-  `x` uint8 (N, H, W, 3) and `y` (N,), optional `test.npz`), chosen by `data_dir` or by
-  the environment variable `KERAS_ANYTIME_DATA`;
+  `x` uint8 (N, H, W, 3) and `y` (N,), or else `train-jpeg.npz` with the JPEG bytes
+  `jpeg`, `offsets` (N + 1,) and `y`, decoded with Pillow; optional `test.npz`), chosen
+  by `data_dir` or by the environment variable `KERAS_ANYTIME_DATA`;
 - `folder`: your own images in class folders, `data_dir/<split>/<class>/<image>`,
   through `tfds.ImageFolder` (all images of one size; labels are the class folders in
   sorted order).
 
 Splits: `train` (records 0..44,999), `val` (45,000..49,999), `train_full` (all 50,000)
 and `test`. With tfds the same record ranges are taken from its `train` split.
+
+`NumpyBatches` serves a local folder's arrays to `fit` on any Keras backend, without
+TensorFlow (the JAX backend on a GPU machine that has no TensorFlow).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import functools
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
 
 TFDS_NAMES = {"cifar10": "cifar10", "cifar100": "cifar100", "svhn": "svhn_cropped"}
@@ -56,11 +61,13 @@ def load_numpy(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.
     else:
         shards = [p for p in folder.glob("train-*.npz") if p.stem.split("-", 1)[1].isdigit()]
         files = sorted(shards, key=lambda p: int(p.stem.split("-", 1)[1]))
+        if not files and (folder / "train-jpeg.npz").is_file():
+            files = [folder / "train-jpeg.npz"]
         if not files:
             raise FileNotFoundError(
-                f"No train-<n>.npz files in {folder}. Point data_dir (or {ENV_VAR}) at a folder "
-                "laid out like shared/data/cifar10, or leave both unset to use "
-                "tensorflow-datasets."
+                f"No train-<n>.npz or train-jpeg.npz files in {folder}. Point data_dir (or "
+                f"{ENV_VAR}) at a folder laid out like shared/data/cifar10, or leave both unset "
+                "to use tensorflow-datasets."
             )
     x, y = _read(tuple(files), tuple(f.stat().st_mtime_ns for f in files))
     if split == "train":
@@ -80,9 +87,12 @@ def _read(files: tuple[Path, ...], mtimes: tuple[int, ...]) -> tuple[np.ndarray,
     xs, ys = [], []
     for f in files:
         with np.load(f) as arrays:
-            if "x" not in arrays or "y" not in arrays:
+            if f.name == "train-jpeg.npz":
+                x, y = _decode_jpegs(f, arrays)
+            elif "x" not in arrays or "y" not in arrays:
                 raise ValueError(f"{f} must hold arrays 'x' and 'y'; it has {list(arrays)}.")
-            x, y = arrays["x"], arrays["y"]
+            else:
+                x, y = arrays["x"], arrays["y"]
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(
                 f"{f}: 'x' must be uint8 of shape (N, H, W, 3) (RGB 0..255); got "
@@ -98,6 +108,77 @@ def _read(files: tuple[Path, ...], mtimes: tuple[int, ...]) -> tuple[np.ndarray,
     x.flags.writeable = False
     y.flags.writeable = False
     return x, y
+
+
+def _decode_jpegs(f: Path, arrays) -> tuple[np.ndarray, np.ndarray]:
+    """`x` uint8 (N, H, W, 3) and `y` of a `train-jpeg.npz`: image k is the JPEG
+    `jpeg[offsets[k]:offsets[k + 1]]`."""
+    import io
+
+    from PIL import Image
+
+    if not {"jpeg", "offsets", "y"} <= set(arrays):
+        raise ValueError(f"{f} must hold 'jpeg', 'offsets' and 'y'; it has {list(arrays)}.")
+    data, offsets = arrays["jpeg"].tobytes(), arrays["offsets"]
+    images = [
+        np.asarray(Image.open(io.BytesIO(data[a:b])).convert("RGB"))
+        for a, b in zip(offsets[:-1], offsets[1:])
+    ]
+    return np.stack(images), arrays["y"]
+
+
+def augment_numpy(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`augment_cifar` on a batch (B, H, W, C), in NumPy: pad 4 (zeros), random crop,
+    random horizontal flip."""
+    b, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    rows = rng.integers(0, 9, b)[:, None] + np.arange(h)  # (B, H)
+    cols = rng.integers(0, 9, b)[:, None] + np.arange(w)  # (B, W)
+    cols = np.where(rng.random(b)[:, None] < 0.5, cols[:, ::-1], cols)
+    return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+class NumpyBatches(keras.utils.PyDataset):
+    """`(images, labels)` batches of `x` uint8 (N, H, W, 3) and `y` (N,) for `fit` and
+    `evaluate` on any backend, without TensorFlow: float32 images in 0..255, int64 labels.
+
+    With `shuffle` the order is drawn anew each epoch and the last partial batch is
+    dropped; `augment` applies `augment_numpy`.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int = 128,
+        augment: bool = False,
+        shuffle: bool = False,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} images but y has {len(y)} labels.")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.augment, self.shuffle = augment, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x)) if shuffle else np.arange(len(x))
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        return n // self.batch_size if self.shuffle else -(-n // self.batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"batch {i} of {len(self)}")
+        rows = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+        images = augment_numpy(self.x[rows], self.rng) if self.augment else self.x[rows]
+        return images.astype(np.float32), self.y[rows].astype(np.int64)
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.order = self.rng.permutation(len(self.x))
 
 
 def augment_cifar(image, label):

@@ -13,7 +13,7 @@ def exit_predictions(model, dataset) -> tuple[list[np.ndarray], np.ndarray]:
     """Every exit's class probabilities (N, classes) over `dataset`, and the labels (N,)."""
     outputs, labels = [], []
     for images, batch_labels in dataset:
-        preds = model(images, training=False)
+        preds = model.predict_on_batch(images)  # compiled (once per batch size)
         preds = preds if isinstance(preds, (list, tuple)) else [preds]
         outputs.append([np.asarray(p, dtype=np.float32) for p in preds])
         labels.append(np.asarray(batch_labels))

@@ -9,6 +9,8 @@ import sys
 import time
 
 import pytest
+from conftest import REPO
+from helpers import JAX_ENV
 
 from keras_anytime import cli
 
@@ -107,3 +109,23 @@ def test_train_opt_builds_only_the_network_up_to_that_exit():
     model = cli.build_model(cli.parser().parse_args(argv))
     assert model.output_names == ["exit_1", "exit_2"]  # exit 3 and its unit are cut off
     assert cli.loss_weights(cli.parser().parse_args(argv), model.num_exits) == [0.0, 1.0]
+
+
+def test_train_on_jax_without_tensorflow(cifar_dir, tmp_path):
+    """A lent GPU machine has JAX and no TensorFlow: train reads the NumPy folder there."""
+    blocked = tmp_path / "blocked"
+    for name in ("tensorflow", "tensorflow_datasets"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked')")
+    env = {**os.environ, **JAX_ENV, "PYTHONPATH": os.pathsep.join([str(blocked), str(REPO)])}
+    out = tmp_path / "run"
+    run = subprocess.run(
+        [*_train_cmd(out, cifar_dir, 1)[:-2], "--verbose", "0"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((out / "run.json").read_text())["backend"] == "jax"
+    report = json.loads((out / "eval.json").read_text())
+    assert [r["exit"] for r in report["exits"]] == [1, 2, 3]
+    with open(out / "history.csv") as f:
+        assert "adaloss_w_3" in next(csv.reader(f))

@@ -66,7 +66,9 @@ def test_missing_folder_says_where_and_what(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError, match="nowhere.*does not exist.*tensorflow-datasets"):
         datasets.load("cifar10", "train", data_dir=missing)
-    with pytest.raises(FileNotFoundError, match="No train-<n>.npz files in .*KERAS_ANYTIME_DATA"):
+    with pytest.raises(
+        FileNotFoundError, match="No train-<n>.npz or train-jpeg.npz files in .*KERAS_ANYTIME_DATA"
+    ):
         datasets.load_numpy(tmp_path, "train")
 
 
@@ -106,3 +108,57 @@ def test_class_folders_through_tfds_image_folder(tmp_path):
     assert sorted(val[0][1].numpy().tolist()) == [0, 0, 1, 1]
     train = next(iter(datasets.load("folder", "train", data_dir=tmp_path, batch_size=4)))
     assert train[0].shape == (4, 32, 32, 3)  # augmented, full batches only
+
+
+def test_jpeg_archive_decodes_to_the_arrays(cifar_dir, tmp_path):
+    """`train-jpeg.npz` (what travels to a GPU machine) decodes to the same images."""
+    if not (cifar_dir / "train-jpeg.npz").is_file():
+        pytest.skip(f"no train-jpeg.npz in {cifar_dir}")
+    n = 200
+    with np.load(cifar_dir / "train-jpeg.npz") as f:
+        offsets = f["offsets"][: n + 1]
+        jpeg, y = f["jpeg"][: offsets[-1]], f["y"][:n]
+    np.savez(tmp_path / "train-jpeg.npz", jpeg=jpeg, offsets=offsets, y=y)
+    x_jpeg, y_jpeg = datasets.load_numpy(tmp_path, "train_full")
+    x, y_ref = datasets.load_numpy(cifar_dir, "train")
+    np.testing.assert_array_equal(x_jpeg, x[:n])
+    np.testing.assert_array_equal(y_jpeg, y_ref[:n])
+
+
+def test_numpy_batches_shuffle_augment_and_cover_the_split():
+    x = np.arange(10 * 32 * 32 * 3, dtype=np.uint8).reshape(10, 32, 32, 3)
+    y = np.arange(10)
+    batches = datasets.NumpyBatches(x, y, batch_size=4, augment=True, shuffle=True, seed=0)
+    assert len(batches) == 2  # the partial batch is dropped when shuffling
+    images, labels = batches[0]
+    assert images.shape == (4, 32, 32, 3) and images.dtype == np.float32
+    assert labels.dtype == np.int64
+    seen = np.concatenate([batches[i][1] for i in range(len(batches))])
+    assert len(set(seen.tolist())) == 8
+    batches.on_epoch_end()
+    assert not np.array_equal(np.concatenate([batches[i][1] for i in range(2)]), seen)
+    plain = datasets.NumpyBatches(x, y, batch_size=4)
+    assert len(plain) == 3 and [len(plain[i][1]) for i in range(3)] == [4, 4, 2]
+    np.testing.assert_array_equal(plain[2][0], x[8:].astype(np.float32))
+    with pytest.raises(IndexError):
+        plain[3]
+    with pytest.raises(ValueError, match="x has 10 images but y has 9 labels"):
+        datasets.NumpyBatches(x, y[:9])
+
+
+def test_numpy_augmentation_is_a_padded_crop_maybe_flipped():
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, (64, 32, 32, 3)).astype(np.uint8)  # no zeros inside
+    out = datasets.augment_numpy(images, rng)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    flips = 0
+    for img, aug in zip(padded, out):
+        windows = [(dy, dx) for dy in range(9) for dx in range(9)]
+        plain = any(np.array_equal(img[dy : dy + 32, dx : dx + 32], aug) for dy, dx in windows)
+        flipped = any(
+            np.array_equal(img[dy : dy + 32, dx : dx + 32][:, ::-1], aug) for dy, dx in windows
+        )
+        assert plain or flipped
+        flips += flipped and not plain
+    assert 10 < flips < 54  # about half are flipped

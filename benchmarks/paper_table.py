@@ -7,7 +7,8 @@ about 1/4, 1/2, 3/4 and 1 of the depth. Each run is a resumable `keras-anytime t
 rerunning this script skips finished runs and resumes a killed one. The table is the
 relative increase in `val` error over OPT at each fraction of the depth, in %.
 
-    python3 benchmarks/paper_table.py --depth 32 --epochs 15 --data-dir ../shared/data/cifar10
+    python3 benchmarks/paper_table.py --depth 20 --epochs 5 --lr 0.2 --mixed-precision \
+        --data-dir ../shared/data/cifar10 --out runs/paper-r20-e5-lr0.2   # about 1 h, 2 cores
     python3 benchmarks/paper_table.py ... --dry-run      # print the commands only
 
 Writes benchmarks/paper_table.json and benchmarks/paper_anytime.png.

@@ -274,6 +274,11 @@ def zoo_add(args) -> int:
     info = json.loads((run / "run.json").read_text())
     train_args = argparse.Namespace(**{**info["args"], "weights": None})
     model = build_model(train_args)
+    if model.builder_config is None:
+        raise SystemExit(
+            f"{run} is a --weighting opt run: its network is cut off after exit "
+            f"{model.num_exits}, which no builder makes, so it cannot be a zoo preset."
+        )
     model.load_weights(run / "best.weights.h5")
     builder, config = model.builder_config
     folder = Path(args.zoo_dir)

@@ -129,3 +129,11 @@ def test_train_on_jax_without_tensorflow(cifar_dir, tmp_path):
     assert [r["exit"] for r in report["exits"]] == [1, 2, 3]
     with open(out / "history.csv") as f:
         assert "adaloss_w_3" in next(csv.reader(f))
+
+
+def test_zoo_add_refuses_an_opt_run(tmp_path):
+    argv = ["train", "--depth", "8", "--weighting", "opt", "--opt-at", "2", "--out", "x"]
+    args = vars(cli.parser().parse_args(argv))
+    (tmp_path / "run.json").write_text(json.dumps({"argv": argv, "args": args}, default=str))
+    with pytest.raises(SystemExit, match="weighting opt run.*cannot be a zoo preset"):
+        cli.main(["zoo", "add", str(tmp_path), "--name", "opt2"])

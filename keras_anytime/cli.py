@@ -122,6 +122,25 @@ def _epoch_timer():
     return EpochTimer()
 
 
+def _stop_on_nan(out: Path):
+    """A callback that ends training with a clear error when an epoch's training loss is NaN
+    or infinite. It runs before BackupAndRestore, so OUT/backup keeps the last good epoch."""
+    import keras
+
+    class StopOnNaN(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                raise SystemExit(
+                    f"The training loss became {float(loss)} in epoch {epoch + 1}: training "
+                    f"diverged. {out / 'backup'} still holds the last finished epoch. Rerun "
+                    "the same command with a lower --lr to resume from it, or delete that "
+                    "folder to start again."
+                )
+
+    return StopOnNaN()
+
+
 def _train_and_val(args):
     """The training batches (shuffled, augmented) and the val batches (256). On TensorFlow,
     `datasets.load`'s tf.data pipelines; on other backends, `datasets.NumpyBatches` over a
@@ -177,6 +196,7 @@ def train(args) -> int:
     monitor = f"val_exit_{k}_accuracy"
     callbacks = [
         _epoch_timer(),
+        _stop_on_nan(out),
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(out / "best.weights.h5"),
@@ -365,7 +385,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=2)
     t.add_argument("--recipe", choices=("short", "paper"), default="short")
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.1/128)")
+    lr_help = "peak learning rate (default per 128 images: short 1.6, paper 0.1)"
+    t.add_argument("--lr", type=float, default=None, help=lr_help)
     t.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 policy")
     t.add_argument("--data", default="cifar10")
     t.add_argument("--data-dir", default=None, help="local NumPy folder (else tfds)")

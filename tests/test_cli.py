@@ -137,3 +137,10 @@ def test_zoo_add_refuses_an_opt_run(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"argv": argv, "args": args}, default=str))
     with pytest.raises(SystemExit, match="weighting opt run.*cannot be a zoo preset"):
         cli.main(["zoo", "add", str(tmp_path), "--name", "opt2"])
+
+
+def test_train_stops_with_a_clear_error_when_the_loss_diverges(cifar_dir, tmp_path):
+    argv = _train_cmd(tmp_path / "run", cifar_dir, 2)[3:]
+    with pytest.raises(SystemExit, match=r"loss became (nan|inf) in epoch 1.*lower --lr"):
+        cli.main([*argv, "--lr", "1e30", "--verbose", "0"])
+    assert _epochs_in(tmp_path / "run" / "history.csv") == []  # the NaN epoch is not logged

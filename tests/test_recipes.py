@@ -1,0 +1,44 @@
+"""The training recipes: default peaks, schedules and errors."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_anytime import recipes
+
+
+@pytest.mark.parametrize("recipe,peak", [("short", 1.6), ("paper", 0.1)])
+def test_default_peak_scales_with_the_batch(recipe, peak):
+    for batch in (128, 256):
+        schedule = recipes.learning_rate(recipe, epochs=20, steps_per_epoch=100, batch_size=batch)
+        lrs = np.array([float(schedule(s)) for s in range(0, 2000, 10)])
+        assert lrs.max() == pytest.approx(peak * batch / 128, rel=1e-5)
+
+
+def test_short_warms_up_for_one_epoch_then_decays_to_zero():
+    schedule = recipes.learning_rate("short", epochs=20, steps_per_epoch=100, lr=0.4)
+    steps = np.arange(0, 2001, 10)  # warm-up ends at step 100 = index 10
+    lrs = np.array([float(schedule(s)) for s in steps])
+    assert lrs[0] == 0.0 and lrs[10] == pytest.approx(0.4)
+    assert np.all(np.diff(lrs[:11]) > 0) and np.all(np.diff(lrs[10:]) <= 1e-9)
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_paper_divides_by_ten_at_half_and_three_quarters():
+    schedule = recipes.learning_rate("paper", epochs=4, steps_per_epoch=100)
+    assert [float(schedule(s)) for s in (0, 199, 201, 299, 301)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001]
+    )
+
+
+def test_optimizer_is_sgd_on_that_schedule():
+    opt = recipes.optimizer("short", epochs=2, steps_per_epoch=10)
+    assert isinstance(opt, keras.optimizers.SGD) and opt.nesterov and opt.momentum == 0.9
+    assert not recipes.optimizer("paper", epochs=2, steps_per_epoch=10).nesterov
+
+
+def test_bad_recipe_and_lengths():
+    with pytest.raises(ValueError, match="Unknown recipe 'fast'.*paper"):
+        recipes.optimizer("fast", 1, 1)
+    with pytest.raises(ValueError, match="epochs and steps_per_epoch must be >= 1"):
+        recipes.optimizer("short", 0, 10)

@@ -183,7 +183,7 @@ def test_round_trip_and_adaloss_training(tmp_path, tiny_data):
         ({"reduction": 1.5}, "reduction"),
         ({"n_blocks": 0}, "n_blocks"),
         ({"weights": "imagenet"}, "neither a preset"),
-        ({"weights": "cifar10"}, "No 'cifar10' checkpoint"),
+        ({"n_blocks": 3, "weights": "cifar10"}, "No 'cifar10' checkpoint.*msdnet_cifar10"),
     ],
 )
 def test_bad_arguments(kwargs, message):

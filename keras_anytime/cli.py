@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -141,6 +142,37 @@ def _stop_on_nan(out: Path):
     return StopOnNaN()
 
 
+def _starts_from(args, model, out: Path) -> dict | None:
+    """Where the run's initial weights came from: for `--weights cifar10`, the preset's
+    name, sha256 and training record (its own `starts_from` included), so that a preset
+    trained in stages keeps every stage; for a file, its path and sha256; None from scratch.
+    A resumed run keeps what its first start recorded: the preset may have been replaced
+    since, by this very run."""
+    from keras_anytime import zoo
+
+    recorded = out / "run.json"
+    if (out / "backup").is_dir() and recorded.is_file():
+        previous = json.loads(recorded.read_text())
+        if "starts_from" in previous:
+            return previous["starts_from"]
+    if not args.weights:
+        return None
+    if args.weights not in zoo.PRESET_WEIGHTS:
+        return {"file": str(Path(args.weights).resolve()), "sha256": zoo.sha256(args.weights)}
+    # a --weighting opt model is cut off and has no builder_config; its family's has one
+    builder_config = (
+        model.builder_config
+        or _build_family(argparse.Namespace(**{**vars(args), "weights": None})).builder_config
+    )
+    preset = zoo.find_preset(*builder_config, args.weights)
+    record = ("name", "sha256", "command", "epochs_completed", "wall_time_hours", "hardware")
+    return {
+        **{key: preset[key] for key in record},
+        "val_accuracy_last_exit": preset["val_accuracy"][-1],
+        "starts_from": preset.get("starts_from"),
+    }
+
+
 def _train_and_val(args):
     """The training batches (shuffled, augmented) and the val batches (256). On TensorFlow,
     `datasets.load`'s tf.data pipelines; on other backends, `datasets.NumpyBatches` over a
@@ -219,10 +251,11 @@ def train(args) -> int:
         )
     callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv"), append=True))
     run = {
-        "argv": sys.argv,
+        "argv": ["keras-anytime", *args.argv],
         "args": vars(args),
         "keras": keras.__version__,
         "backend": keras.config.backend(),
+        "starts_from": _starts_from(args, model, out),
     }
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str))
 
@@ -322,7 +355,7 @@ def zoo_add(args) -> int:
         "data": f"{train_args.data}, local NumPy copy ({args.data_description})",
         "train_split": f"{train_args.train_split} (records 0..44,999)",
         "selected_on": f"{train_args.val_split} (records 45,000..49,999), best last exit",
-        "command": " ".join(argv),
+        "command": shlex.join(argv),
         "epochs": train_args.epochs,
         "epochs_completed": len(history),
         "wall_time_hours": round((args.wall_time_hours or seconds / 3600), 2),
@@ -336,6 +369,7 @@ def zoo_add(args) -> int:
             "keras": keras.__version__,
             "tensorflow": tf.__version__,
         },
+        "starts_from": info.get("starts_from"),
         "note": args.note,
     }
     manifest_path = folder / "manifest.json"
@@ -450,6 +484,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # recorded in run.json
     return args.func(args)
 
 

@@ -2,7 +2,8 @@
 
 The manifest (`zoo/manifest.json` in the repository, installed as `keras_anytime/_zoo`)
 lists each preset with its builder, configuration, weight file, sha256, training command
-and per-exit `val` accuracy. Nothing here downloads anything: the files ship with the
+(and, for a preset trained in stages, the preset it started from) and per-exit `val`
+accuracy. Nothing here downloads anything: the files ship with the
 package.
 """
 
@@ -80,6 +81,18 @@ def sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def find_preset(builder: str, config: dict, weights: str = "cifar10") -> dict:
+    """The manifest entry for `builder` with exactly `config`, pretrained on `weights`."""
+    for preset in _manifest().values():
+        if (preset["builder"], preset["config"], preset["weights"]) == (builder, config, weights):
+            return preset
+    available = [f"{p['name']} ({p['builder']} {p['config']})" for p in _manifest().values()]
+    raise ValueError(
+        f"No {weights!r} checkpoint for {builder} with config {config}. Presets that "
+        f"exist: {available or 'none yet'}. Use weights=None to train from scratch."
+    )
+
+
 def weights_path(
     builder: str, config: dict, weights: str, *, classes: int, include_top: bool
 ) -> tuple[Path, int]:
@@ -97,18 +110,7 @@ def weights_path(
                 "path of a .weights.h5 file."
             )
         return path, classes
-    matches = [
-        p
-        for p in _manifest().values()
-        if p["builder"] == builder and p["config"] == config and p["weights"] == weights
-    ]
-    if not matches:
-        available = [f"{p['name']} ({p['builder']} {p['config']})" for p in _manifest().values()]
-        raise ValueError(
-            f"No {weights!r} checkpoint for {builder} with config {config}. Presets that "
-            f"exist: {available or 'none yet'}. Use weights=None to train from scratch."
-        )
-    preset = matches[0]
+    preset = find_preset(builder, config, weights)
     if include_top and classes != preset["classes"]:
         raise ValueError(
             f"weights={weights!r} has a {preset['classes']}-class top, but classes={classes}. "

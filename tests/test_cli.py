@@ -144,3 +144,37 @@ def test_train_stops_with_a_clear_error_when_the_loss_diverges(cifar_dir, tmp_pa
     with pytest.raises(SystemExit, match=r"loss became (nan|inf) in epoch 1.*lower --lr"):
         cli.main([*argv, "--lr", "1e30", "--verbose", "0"])
     assert _epochs_in(tmp_path / "run" / "history.csv") == []  # the NaN epoch is not logged
+
+
+def test_a_run_from_a_preset_records_it_and_zoo_add_keeps_every_stage(cifar_dir, tmp_path):
+    from keras_anytime import zoo
+
+    parent = zoo.get_preset("resnet20_cifar10")
+    out = tmp_path / "run"
+    argv = ["train", "--family", "resnet", "--depth", "20", "--weights", "cifar10", "--epochs",
+            "1", "--steps-per-epoch", "2", "--batch-size", "32", "--data-dir", str(cifar_dir),
+            "--out", str(out), "--verbose", "0"]  # fmt: skip
+    assert cli.main(argv) == 0
+    started = json.loads((out / "run.json").read_text())["starts_from"]
+    assert started["name"] == "resnet20_cifar10" and started["sha256"] == parent["sha256"]
+    assert started["command"] == parent["command"]
+    assert started["epochs_completed"] == parent["epochs_completed"]
+
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"presets": [parent]}))
+    add = ["zoo", "add", str(out), "--name", "resnet20_cifar10", "--zoo-dir", str(folder),
+           "--data-dir", str(cifar_dir)]  # fmt: skip
+    assert cli.main(add) == 0
+    [entry] = json.loads((folder / "manifest.json").read_text())["presets"]
+    assert entry["starts_from"] == started and "--weights cifar10" in entry["command"]
+    assert entry["sha256"] == zoo.sha256(folder / entry["file"]) != parent["sha256"]
+    assert entry["epochs_completed"] == 1
+
+
+def test_a_resumed_run_keeps_the_preset_it_started_from(tmp_path):
+    args = cli.parser().parse_args(["train", "--weights", "cifar10", "--out", str(tmp_path)])
+    first = {"name": "resnet20_cifar10", "sha256": "0" * 64}
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "run.json").write_text(json.dumps({"starts_from": first}))
+    assert cli._starts_from(args, model=None, out=tmp_path) == first

@@ -56,3 +56,29 @@ def test_non_editable_install_ships_the_zoo(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert "site-packages" in result["file"] and "site-packages" in result["zoo"]
     assert result["names"] == zoo.list_models()
+
+
+FIELDS = {
+    "name", "builder", "config", "weights", "classes", "file", "sha256", "data", "train_split",
+    "selected_on", "command", "epochs", "epochs_completed", "wall_time_hours", "hardware",
+    "val_accuracy", "macs", "params", "versions", "starts_from", "note",
+}  # fmt: skip
+STAGE_FIELDS = {
+    "name", "sha256", "command", "epochs_completed", "wall_time_hours", "hardware",
+    "val_accuracy_last_exit", "starts_from",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_manifest_entry_has_every_field_and_its_training_stages(name):
+    """The fields zoo/README.md documents; a preset trained in stages names each earlier
+    stage's preset, hash and command, down to one trained from scratch."""
+    preset = zoo.get_preset(name)
+    assert set(preset) == FIELDS
+    assert len(preset["val_accuracy"]) == len(preset["macs"])
+    stage = preset["starts_from"]
+    assert ("--weights cifar10" in preset["command"]) == (stage is not None)
+    while stage is not None:
+        assert set(stage) == STAGE_FIELDS
+        assert len(stage["sha256"]) == 64 and stage["command"].startswith("keras-anytime train")
+        stage = stage["starts_from"]

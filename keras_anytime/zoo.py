@@ -3,8 +3,7 @@
 The manifest (`zoo/manifest.json` in the repository, installed as `keras_anytime/_zoo`)
 lists each preset with its builder, configuration, weight file, sha256, training command
 (and, for a preset trained in stages, the preset it started from) and per-exit `val`
-accuracy. Nothing here downloads anything: the files ship with the
-package.
+accuracy. Nothing here downloads anything: the files ship with the package.
 """
 
 from __future__ import annotations

@@ -183,7 +183,12 @@ def _train_and_val(args):
 
     if keras.config.backend() == "tensorflow":
         train = datasets.load(
-            args.data, args.train_split, args.data_dir, args.batch_size, seed=args.seed
+            args.data,
+            args.train_split,
+            args.data_dir,
+            args.batch_size,
+            seed=args.seed,
+            cutout=args.cutout,
         )
         val = datasets.load(args.data, args.val_split, args.data_dir, 256)
         return train, val
@@ -194,7 +199,9 @@ def _train_and_val(args):
             f"--data-dir or {datasets.ENV_VAR} (tensorflow-datasets needs TensorFlow)."
         )
     x, y = datasets.load_numpy(folder, args.train_split)
-    train = datasets.NumpyBatches(x, y, args.batch_size, augment=True, shuffle=True, seed=args.seed)
+    train = datasets.NumpyBatches(
+        x, y, args.batch_size, augment=True, shuffle=True, seed=args.seed, cutout=args.cutout
+    )
     return train, datasets.NumpyBatches(*datasets.load_numpy(folder, args.val_split), 256)
 
 
@@ -424,6 +431,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 policy")
     t.add_argument("--data", default="cifar10")
     t.add_argument("--data-dir", default=None, help="local NumPy folder (else tfds)")
+    t.add_argument("--cutout", type=int, default=0, help="Cutout square side, pixels (16 CIFAR)")
     t.add_argument("--train-split", default="train")
     t.add_argument("--val-split", default="val")
     t.add_argument("--steps-per-epoch", type=int, default=None)

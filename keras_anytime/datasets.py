@@ -26,6 +26,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_anytime.applications.base import CIFAR10_MEAN
+
 TFDS_NAMES = {"cifar10": "cifar10", "cifar100": "cifar100", "svhn": "svhn_cropped"}
 NAMES = (*TFDS_NAMES, "folder")
 SPLITS = ("train", "val", "train_full", "test")
@@ -37,6 +39,9 @@ TFDS_SPLITS = {
     "test": "test",
 }
 ENV_VAR = "KERAS_ANYTIME_DATA"
+# Cutout (DeVries & Taylor 2017, arXiv 1708.04552) sets a square to the CIFAR-10 mean pixel,
+# which the models' normalisation maps to zero, as in that paper (16 x 16 on CIFAR-10).
+CUTOUT_FILL = CIFAR10_MEAN
 
 
 def local_dir(data_dir: str | os.PathLike | None) -> Path | None:
@@ -127,15 +132,23 @@ def _decode_jpegs(f: Path, arrays) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), arrays["y"]
 
 
-def augment_numpy(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augment_numpy(images: np.ndarray, rng: np.random.Generator, cutout: int = 0) -> np.ndarray:
     """`augment_cifar` on a batch (B, H, W, C), in NumPy: pad 4 (zeros), random crop,
-    random horizontal flip."""
+    random horizontal flip, then `cutout` (0: none)."""
     b, h, w, _ = images.shape
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     rows = rng.integers(0, 9, b)[:, None] + np.arange(h)  # (B, H)
     cols = rng.integers(0, 9, b)[:, None] + np.arange(w)  # (B, W)
     cols = np.where(rng.random(b)[:, None] < 0.5, cols[:, ::-1], cols)
-    return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    images = padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    if not cutout:
+        return images
+    top = rng.integers(0, h, b)[:, None] - cutout // 2  # (B, 1), the square's first row
+    left = rng.integers(0, w, b)[:, None] - cutout // 2
+    in_rows = (np.arange(h) >= top) & (np.arange(h) < top + cutout)  # (B, H)
+    in_cols = (np.arange(w) >= left) & (np.arange(w) < left + cutout)  # (B, W)
+    square = in_rows[:, :, None, None] & in_cols[:, None, :, None]  # (B, H, W, 1)
+    return np.where(square, np.round(CUTOUT_FILL).astype(images.dtype), images)
 
 
 class NumpyBatches(keras.utils.PyDataset):
@@ -143,7 +156,7 @@ class NumpyBatches(keras.utils.PyDataset):
     `evaluate` on any backend, without TensorFlow: float32 images in 0..255, int64 labels.
 
     With `shuffle` the order is drawn anew each epoch and the last partial batch is
-    dropped; `augment` applies `augment_numpy`.
+    dropped; `augment` applies `augment_numpy` (with `cutout`).
     """
 
     def __init__(
@@ -154,14 +167,16 @@ class NumpyBatches(keras.utils.PyDataset):
         augment: bool = False,
         shuffle: bool = False,
         seed: int | None = None,
+        cutout: int = 0,
     ):
         super().__init__()
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} images but y has {len(y)} labels.")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        _check_cutout(cutout, augment)
         self.x, self.y, self.batch_size = x, y, batch_size
-        self.augment, self.shuffle = augment, shuffle
+        self.augment, self.shuffle, self.cutout = augment, shuffle, cutout
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(x)) if shuffle else np.arange(len(x))
 
@@ -173,7 +188,9 @@ class NumpyBatches(keras.utils.PyDataset):
         if not 0 <= i < len(self):
             raise IndexError(f"batch {i} of {len(self)}")
         rows = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
-        images = augment_numpy(self.x[rows], self.rng) if self.augment else self.x[rows]
+        images = self.x[rows]
+        if self.augment:
+            images = augment_numpy(images, self.rng, self.cutout)
         return images.astype(np.float32), self.y[rows].astype(np.int64)
 
     def on_epoch_end(self) -> None:
@@ -181,14 +198,31 @@ class NumpyBatches(keras.utils.PyDataset):
             self.order = self.rng.permutation(len(self.x))
 
 
-def augment_cifar(image, label):
-    """Standard CIFAR augmentation on one image: pad 4 (zeros), random crop, random flip."""
+def augment_cifar(image, label, cutout: int = 0):
+    """Standard CIFAR augmentation on one image: pad 4 (zeros), random crop, random flip,
+    then `cutout` (0: none)."""
     import tensorflow as tf
 
     size = tf.shape(image)
     padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
     image = tf.ensure_shape(tf.image.random_crop(padded, size), image.shape)
-    return tf.image.random_flip_left_right(image), label
+    image = tf.image.random_flip_left_right(image)
+    if not cutout:
+        return image, label
+    top = tf.random.uniform([], 0, size[0], tf.int32) - cutout // 2
+    left = tf.random.uniform([], 0, size[1], tf.int32) - cutout // 2
+    in_rows = (tf.range(size[0]) >= top) & (tf.range(size[0]) < top + cutout)  # (H,)
+    in_cols = (tf.range(size[1]) >= left) & (tf.range(size[1]) < left + cutout)  # (W,)
+    square = in_rows[:, None, None] & in_cols[None, :, None]  # (H, W, 1)
+    fill = tf.cast(tf.round(tf.constant(CUTOUT_FILL)), image.dtype)
+    return tf.where(square, fill, image), label
+
+
+def _check_cutout(cutout: int, augment: bool) -> None:
+    if not isinstance(cutout, int) or cutout < 0:
+        raise ValueError(f"cutout must be a square side in pixels >= 0, got {cutout!r}.")
+    if cutout and not augment:
+        raise ValueError("cutout is part of the augmentation: set augment=True, or cutout=0.")
 
 
 def load(
@@ -199,11 +233,13 @@ def load(
     augment: bool | None = None,
     shuffle: bool | None = None,
     seed: int | None = None,
+    cutout: int = 0,
 ):
     """A `tf.data.Dataset` of `(images, labels)` batches: float32 (B, H, W, 3) in 0..255
     and int64 (B,).
 
-    `augment` and `shuffle` default to True for the training splits and False otherwise.
+    `augment` and `shuffle` default to True for the training splits and False otherwise;
+    `cutout` (pixels, 0: none) adds Cutout to the augmentation (see `CUTOUT_FILL`).
     The local NumPy folder (`data_dir` or $KERAS_ANYTIME_DATA) is used when given;
     otherwise tfds loads `name` (downloading it the first time).
     """
@@ -218,6 +254,7 @@ def load(
     training = split in ("train", "train_full")
     augment = training if augment is None else augment
     shuffle = training if shuffle is None else shuffle
+    _check_cutout(cutout, augment)
 
     folder = local_dir(data_dir)
     if name == "folder":
@@ -249,7 +286,11 @@ def load(
     if shuffle:
         ds = ds.shuffle(size or 50_000, seed=seed, reshuffle_each_iteration=True)
     if augment:
-        ds = ds.map(augment_cifar, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        ds = ds.map(
+            lambda image, label: augment_cifar(image, label, cutout),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=False,
+        )
     ds = ds.batch(batch_size, drop_remainder=training)
     ds = ds.map(
         lambda images, labels: (tf.cast(images, tf.float32), tf.cast(labels, tf.int64)),

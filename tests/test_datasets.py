@@ -162,3 +162,41 @@ def test_numpy_augmentation_is_a_padded_crop_maybe_flipped():
         assert plain or flipped
         flips += flipped and not plain
     assert 10 < flips < 54  # about half are flipped
+
+
+def _cutout_squares(out: np.ndarray, fill: np.ndarray) -> list[tuple[int, int]]:
+    """(height, width) of the bounding box of the fill-coloured pixels of each image."""
+    boxes = []
+    for image in out:
+        rows, cols = np.nonzero(np.all(image == fill, axis=-1))
+        mask = np.zeros(image.shape[:2], bool)
+        mask[rows, cols] = True
+        if len(rows) == 0:
+            boxes.append((0, 0))
+            continue
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()  # a box
+        boxes.append((h, w))
+    return boxes
+
+
+def test_numpy_cutout_fills_one_clipped_square_with_the_mean_pixel():
+    rng = np.random.default_rng(1)
+    images = rng.integers(200, 256, (200, 32, 32, 3)).astype(np.uint8)  # never the fill
+    fill = np.round(datasets.CUTOUT_FILL).astype(np.uint8)
+    boxes = _cutout_squares(datasets.augment_numpy(images, rng, cutout=16), fill)
+    assert all(0 < h <= 16 and 0 < w <= 16 for h, w in boxes)  # clipped at the borders
+    assert 0.1 < np.mean([b == (16, 16) for b in boxes]) < 0.5  # centre in 8..23 both ways
+    assert all(b == (0, 0) for b in _cutout_squares(datasets.augment_numpy(images, rng), fill))
+
+
+def test_tf_cutout_matches_numpy_and_checks_its_argument():
+    image = tf.fill((32, 32, 3), tf.constant(250, tf.uint8))
+    fill = np.round(datasets.CUTOUT_FILL).astype(np.uint8)
+    outs = np.stack([datasets.augment_cifar(image, 0, cutout=8)[0].numpy() for _ in range(50)])
+    boxes = _cutout_squares(outs, fill)
+    assert all(0 < h <= 8 and 0 < w <= 8 for h, w in boxes) and (8, 8) in boxes
+    with pytest.raises(ValueError, match="cutout must be a square side"):
+        datasets.NumpyBatches(np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4), 2, True, cutout=-1)
+    with pytest.raises(ValueError, match="set augment=True, or cutout=0"):
+        datasets.NumpyBatches(np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4), 2, cutout=16)

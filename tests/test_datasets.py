@@ -190,7 +190,7 @@ def test_numpy_cutout_fills_one_clipped_square_with_the_mean_pixel():
     assert all(b == (0, 0) for b in _cutout_squares(datasets.augment_numpy(images, rng), fill))
 
 
-def test_tf_cutout_matches_numpy_and_checks_its_argument():
+def test_tf_cutout_fills_one_clipped_square_and_bad_values_are_refused():
     image = tf.fill((32, 32, 3), tf.constant(250, tf.uint8))
     fill = np.round(datasets.CUTOUT_FILL).astype(np.uint8)
     outs = np.stack([datasets.augment_cifar(image, 0, cutout=8)[0].numpy() for _ in range(50)])

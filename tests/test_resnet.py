@@ -70,7 +70,7 @@ def test_last_exit_costs_match_resnet20():
         ({"depth": 21}, "6n\\+2"),
         ({"depth": 20, "exit_every": 0}, "exit_every"),
         ({"depth": 20, "weights": "imagenet21k"}, "neither a preset"),
-        ({"depth": 32, "weights": "cifar10"}, "No .cifar10. checkpoint.*resnet20_cifar10"),
+        ({"depth": 56, "weights": "cifar10"}, "No .cifar10. checkpoint.*resnet20_cifar10"),
         ({"depth": 20, "input_shape": (2, 2, 3)}, "too small"),
         ({"depth": 18, "input_shape": (16, 16, 3)}, "too small"),
         ({"depth": 20, "width": 0}, "width"),

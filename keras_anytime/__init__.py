@@ -1,13 +1,14 @@
 """keras-anytime: anytime neural networks for Keras 3, with AdaLoss.
 
-`import keras_anytime` registers `AnytimeModel` with Keras, so `keras.saving.load_model`
-restores saved anytime models; it builds no model and loads no data. The other submodules
-load on first use, for example `keras_anytime.applications.AnytimeResNet`.
+`import keras_anytime` registers `AnytimeModel` and the package's layers with Keras, so
+`keras.saving.load_model` restores saved anytime models of every family; it builds no
+model and loads no data. The other submodules load on first use, for example
+`keras_anytime.applications.AnytimeResNet`.
 """
 
 import importlib
 
-from keras_anytime import models  # registers AnytimeModel for keras.saving.load_model
+from keras_anytime import layers, models  # register AnytimeModel, RunAfter for load_model
 
 __version__ = "0.1.0"
 
@@ -31,4 +32,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'keras_anytime' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "models", *_LAZY]
+__all__ = ["__version__", "layers", "models", *_LAZY]

@@ -86,23 +86,23 @@ class AdaLoss(keras.callbacks.Callback):
         weights = ops.convert_to_tensor(state.weights_var)
         nonfinite = ops.convert_to_tensor(state.nonfinite_steps)
         moved = ops.where(
-            ops.equal(steps, 0.0), safe, self.momentum * avg + (1.0 - self.momentum) * safe
+            ops.equal(steps, 0), safe, self.momentum * avg + (1.0 - self.momentum) * safe
         )
         new_avg = ops.where(finite, moved, avg)
-        new_steps = steps + ops.cast(finite, "float32")
+        new_steps = steps + ops.cast(finite, "int32")
 
         v = 1.0 / (new_avg + self.epsilon)
         v = v / ops.max(v)
         v = v + self.final_extra * ops.convert_to_tensor(np.eye(k, dtype="float32")[k - 1])
         v = v / ops.max(v)
         proposed = (1.0 - self.gamma) * v + self.gamma
-        due = ops.logical_and(finite, ops.equal(ops.mod(new_steps, self.update_every), 0.0))
+        due = ops.logical_and(finite, ops.equal(ops.mod(new_steps, self.update_every), 0))
 
         state.weights_var.assign(ops.where(due, proposed, weights))
         state.avg_losses.assign(new_avg)
         state.steps.assign(new_steps)
         bad = ops.logical_and(live, ops.logical_not(all_finite))
-        state.nonfinite_steps.assign(nonfinite + ops.cast(bad, "float32"))
+        state.nonfinite_steps.assign(nonfinite + ops.cast(bad, "int32"))
 
     def __eq__(self, other) -> bool:
         """Equal settings give the same compiled step (see AnytimeModel.set_loss_balancer)."""

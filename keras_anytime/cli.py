@@ -124,19 +124,23 @@ def _epoch_timer():
 
 
 def _stop_on_nan(out: Path):
-    """A callback that ends training with a clear error when an epoch's training loss is NaN
-    or infinite. It runs before BackupAndRestore, so OUT/backup keeps the last good epoch."""
+    """A callback that ends training with a clear error at the first batch whose training
+    loss is NaN or infinite (as `keras.callbacks.TerminateOnNaN` checks). OUT/backup keeps
+    the last finished epoch."""
     import keras
 
     class StopOnNaN(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 raise SystemExit(
-                    f"The training loss became {float(loss)} in epoch {epoch + 1}: training "
-                    f"diverged. {out / 'backup'} still holds the last finished epoch. Rerun "
-                    "the same command with a lower --lr to resume from it, or delete that "
-                    "folder to start again."
+                    f"The training loss became {float(loss)} at batch {batch + 1} of epoch "
+                    f"{self.epoch + 1}: training diverged. {out / 'backup'} still holds the "
+                    "last finished epoch. Rerun the same command with a lower --lr to resume "
+                    "from it, or delete that folder to start again."
                 )
 
     return StopOnNaN()
@@ -198,11 +202,12 @@ def _train_and_val(args):
             f"On the {keras.config.backend()} backend, train reads a local NumPy folder: set "
             f"--data-dir or {datasets.ENV_VAR} (tensorflow-datasets needs TensorFlow)."
         )
-    x, y = datasets.load_numpy(folder, args.train_split)
+    x, y = datasets.load_numpy(folder, args.train_split, args.data)
     train = datasets.NumpyBatches(
         x, y, args.batch_size, augment=True, shuffle=True, seed=args.seed, cutout=args.cutout
     )
-    return train, datasets.NumpyBatches(*datasets.load_numpy(folder, args.val_split), 256)
+    val = datasets.load_numpy(folder, args.val_split, args.data)
+    return train, datasets.NumpyBatches(*val, 256)
 
 
 def train(args) -> int:

@@ -11,7 +11,15 @@ Sources:
   sorted order).
 
 Splits: `train` (records 0..44,999), `val` (45,000..49,999), `train_full` (all 50,000)
-and `test`. With tfds the same record ranges are taken from its `train` split.
+and `test`. With tfds the same record ranges are taken from its `train` split, except
+CIFAR-10's `val`: the agreed `val` (every figure of the zoo) is records 45,000..49,999 of
+the local copy, other images than tfds's `train[45000:50000]`, so tfds refuses it.
+
+A local folder says what it holds: a `dataset.json` (`{"name": "cifar10"}`; optional
+`"val_sha256"`, the `val_digest` of its val split), or, without one, the val images of the
+project's CIFAR-10 copy (`AGREED_VAL_SHA256`), which mark it as `cifar10`. `load` and
+`load_numpy` refuse a name the folder does not hold, and a CIFAR-10 `val` that is not the
+agreed images.
 
 `NumpyBatches` serves a local folder's arrays to `fit` on any Keras backend, without
 TensorFlow (the JAX backend on a GPU machine that has no TensorFlow).
@@ -20,6 +28,8 @@ TensorFlow (the JAX backend on a GPU machine that has no TensorFlow).
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -39,6 +49,10 @@ TFDS_SPLITS = {
     "test": "test",
 }
 ENV_VAR = "KERAS_ANYTIME_DATA"
+DESCRIPTION_FILE = "dataset.json"
+# `val_digest` of the agreed CIFAR-10 val split: records 45,000..49,999 of the project's
+# JPEG-decoded local copy (shared/data/cifar10), on which every zoo figure is measured.
+AGREED_VAL_SHA256 = {"cifar10": "2bcdacd77e94237c886afb31b932c039648e8a2202ad62f90ebc84b8201504ff"}
 # Cutout (DeVries & Taylor 2017, arXiv 1708.04552) sets a square to the CIFAR-10 mean pixel,
 # which the models' normalisation maps to zero, as in that paper (16 x 16 on CIFAR-10).
 CUTOUT_FILL = CIFAR10_MEAN
@@ -50,38 +64,105 @@ def local_dir(data_dir: str | os.PathLike | None) -> Path | None:
     return Path(chosen) if chosen else None
 
 
-def load_numpy(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Arrays `x` uint8 (N, H, W, 3) and `y` int64 (N,) of a split of a local folder."""
+def val_digest(x: np.ndarray, y: np.ndarray) -> str:
+    """sha256 of a split's images (uint8 bytes, NHWC) followed by its labels (as uint8)."""
+    h = hashlib.sha256(np.ascontiguousarray(x, dtype=np.uint8).tobytes())
+    h.update(np.asarray(y).astype(np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def describe(data_dir: str | os.PathLike) -> dict:
+    """What a local folder holds: `{"name": ..., "val_sha256": ...}` from its
+    `dataset.json`; without one, `{"name": "cifar10", ...}` when its val split is the
+    agreed CIFAR-10 val images, else `{"name": None}` (the folder does not say)."""
+    folder = Path(data_dir)
+    declared = folder / DESCRIPTION_FILE
+    if declared.is_file():
+        try:
+            info = json.loads(declared.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{declared} is not valid JSON: {e}.") from e
+        if not isinstance(info, dict) or not isinstance(info.get("name"), str):
+            raise ValueError(f'{declared} must be a JSON object with a "name", got {info!r}.')
+        return info
+    x, y = _read_folder(folder)
+    if len(x) > TRAIN_SIZE:
+        digest = val_digest(x[TRAIN_SIZE:], y[TRAIN_SIZE:])
+        for name, agreed in AGREED_VAL_SHA256.items():
+            if digest == agreed:
+                return {"name": name, "val_sha256": digest}
+    return {"name": None}
+
+
+def _check_holds(folder: Path, name: str, split: str, x, y) -> None:
+    """Raise unless `folder` holds data set `name` and, for a CIFAR-10 `val`, the agreed
+    images."""
+    held = describe(folder).get("name")
+    if held is None:
+        raise ValueError(
+            f"{folder} does not say which data set it holds, so it cannot be read as "
+            f'{name!r}: write {folder / DESCRIPTION_FILE} with {{"name": "{name}"}}.'
+        )
+    if held != name:
+        raise ValueError(
+            f"{folder} holds {held!r} (its {DESCRIPTION_FILE} or its images say so), not "
+            f"{name!r}. Point data_dir (or {ENV_VAR}) at a folder of {name!r}, or unset both "
+            f"to load {name!r} through tensorflow-datasets."
+        )
+    if split == "val" and name in AGREED_VAL_SHA256 and val_digest(x, y) != AGREED_VAL_SHA256[name]:
+        raise ValueError(
+            f"The val split of {folder} is not the agreed {name} val images (records "
+            "45,000..49,999 of the project's local copy, on which the zoo is measured), so "
+            "its accuracy would not be comparable. Use that copy (shared/data/cifar10), or "
+            "split='test'."
+        )
+
+
+def load_numpy(
+    data_dir: str | os.PathLike, split: str, name: str = "cifar10"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays `x` uint8 (N, H, W, 3) and `y` int64 (N,) of a split of a local folder that
+    holds data set `name` (see `describe`)."""
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}: use one of {SPLITS}.")
     folder = Path(data_dir)
     if split == "test":
-        files = [folder / "test.npz"]
-        if not files[0].is_file():
+        path = folder / "test.npz"
+        if not path.is_file():
             raise FileNotFoundError(
-                f"No test split in {folder} (looked for {files[0]}). Use split='val', or "
+                f"No test split in {folder} (looked for {path}). Use split='val', or "
                 "load the official test split through tensorflow-datasets (data_dir=None, "
                 f"{ENV_VAR} unset)."
             )
+        x, y = _read((path,), (path.stat().st_mtime_ns,))
     else:
-        shards = [p for p in folder.glob("train-*.npz") if p.stem.split("-", 1)[1].isdigit()]
-        files = sorted(shards, key=lambda p: int(p.stem.split("-", 1)[1]))
-        if not files and (folder / "train-jpeg.npz").is_file():
-            files = [folder / "train-jpeg.npz"]
-        if not files:
-            raise FileNotFoundError(
-                f"No train-<n>.npz or train-jpeg.npz files in {folder}. Point data_dir (or "
-                f"{ENV_VAR}) at a folder laid out like shared/data/cifar10, or leave both unset "
-                "to use tensorflow-datasets."
-            )
-    x, y = _read(tuple(files), tuple(f.stat().st_mtime_ns for f in files))
-    if split == "train":
-        return x[:TRAIN_SIZE], y[:TRAIN_SIZE]
-    if split == "val":
-        if len(x) <= TRAIN_SIZE:
-            raise ValueError(f"{folder} has {len(x)} training records; val needs > {TRAIN_SIZE}.")
-        return x[TRAIN_SIZE:], y[TRAIN_SIZE:]
+        x, y = _read_folder(folder)
+        if split == "train":
+            x, y = x[:TRAIN_SIZE], y[:TRAIN_SIZE]
+        elif split == "val":
+            if len(x) <= TRAIN_SIZE:
+                raise ValueError(
+                    f"{folder} has {len(x)} training records; val needs > {TRAIN_SIZE}."
+                )
+            x, y = x[TRAIN_SIZE:], y[TRAIN_SIZE:]
+    _check_holds(folder, name, split, x, y)
     return x, y
+
+
+def _read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All training records of a local folder: its `train-<n>.npz` shards in order, else
+    its `train-jpeg.npz`."""
+    shards = [p for p in folder.glob("train-*.npz") if p.stem.split("-", 1)[1].isdigit()]
+    files = sorted(shards, key=lambda p: int(p.stem.split("-", 1)[1]))
+    if not files and (folder / "train-jpeg.npz").is_file():
+        files = [folder / "train-jpeg.npz"]
+    if not files:
+        raise FileNotFoundError(
+            f"No train-<n>.npz or train-jpeg.npz files in {folder}. Point data_dir (or "
+            f"{ENV_VAR}) at a folder laid out like shared/data/cifar10, or leave both unset "
+            "to use tensorflow-datasets."
+        )
+    return _read(tuple(files), tuple(f.stat().st_mtime_ns for f in files))
 
 
 @functools.lru_cache(maxsize=2)
@@ -272,10 +353,17 @@ def load(
                 f"{'data_dir' if data_dir is not None else ENV_VAR}). Set it to a folder "
                 "laid out like shared/data/cifar10, or unset it to use tensorflow-datasets."
             )
-        x, y = load_numpy(folder, split)
+        x, y = load_numpy(folder, split, name)
         ds = tf.data.Dataset.from_tensor_slices((x, y))
         size = len(x)
     else:
+        if split == "val" and name in AGREED_VAL_SHA256:
+            raise ValueError(
+                f"tensorflow-datasets' {name} train[{TRAIN_SIZE}:50000] holds other images "
+                f"than the agreed {name} val split (records 45,000..49,999 of the project's "
+                "local copy, on which the zoo is measured). Set data_dir (or "
+                f"{ENV_VAR}) to that copy (shared/data/cifar10), or use split='test'."
+            )
         import tensorflow_datasets as tfds
 
         ds = tfds.load(

@@ -23,20 +23,33 @@ def exit_predictions(model, dataset) -> tuple[list[np.ndarray], np.ndarray]:
     return per_exit, np.concatenate(labels)
 
 
-def evaluate_exits(model, dataset) -> list[dict]:
+def evaluate_exits(model, dataset, from_logits: bool = False) -> list[dict]:
     """One row per exit: `exit` (1-based), `macs` (cumulative, one image), `accuracy`
-    (top-1, 0..1) and `loss` (mean cross-entropy), over the whole `dataset`."""
-    probs, labels = exit_predictions(model, dataset)
+    (top-1, 0..1) and `loss` (mean cross-entropy), over the whole `dataset`.
+
+    `from_logits`: the exits output logits (`classifier_activation=None`); the loss then
+    applies a log-softmax. Outputs that are not probabilities without it are refused.
+    """
+    outputs, labels = exit_predictions(model, dataset)
     macs = exit_flops(model)
     rows = []
-    for k, (p, m) in enumerate(zip(probs, macs, strict=True), start=1):
-        picked = np.clip(p[np.arange(len(labels)), labels], 1e-12, None)
+    for k, (p, m) in enumerate(zip(outputs, macs, strict=True), start=1):
+        if from_logits:
+            shifted = p - p.max(axis=1, keepdims=True)
+            log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        else:
+            if p.min() < -1e-6 or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+                raise ValueError(
+                    f"Exit {k}'s outputs are not class probabilities: if the exits output "
+                    "logits (classifier_activation=None), pass from_logits=True."
+                )
+            log_probs = np.log(np.clip(p, 1e-12, None))
         rows.append(
             {
                 "exit": k,
                 "macs": int(m),
                 "accuracy": float(np.mean(np.argmax(p, axis=1) == labels)),
-                "loss": float(-np.mean(np.log(picked))),
+                "loss": float(-np.mean(log_probs[np.arange(len(labels)), labels])),
             }
         )
     return rows

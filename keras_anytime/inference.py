@@ -42,7 +42,8 @@ _FORMAT = "keras_anytime.early_exit"
 
 @dataclass
 class _Stage:
-    """One stage: `fn(inputs)` -> [exit probabilities (b, classes), *handed-on tensors]."""
+    """One stage: `fn(inputs)` -> [exit probabilities (b, classes), the exit's output as
+    the model computes it, *handed-on tensors]."""
 
     fn: Callable
     reads: list[int]  # state keys of its inputs, in order
@@ -143,6 +144,21 @@ def assign_exits(confidence: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     confidence[k-1] >= thresholds[k-1], else the last."""
     passed = confidence[:-1] >= np.asarray(thresholds)[:, None]
     return np.where(passed.any(axis=0), passed.argmax(axis=0) + 1, confidence.shape[0])
+
+
+def _check_probabilities(probs: np.ndarray, from_logits: bool) -> None:
+    """Raise unless every exit's rows of `probs` (K, N, classes) are finite distributions."""
+    for k, p in enumerate(probs, start=1):
+        if not np.all(np.isfinite(p)):
+            raise ValueError(f"Exit {k} gave NaN or infinite outputs: check the model's weights.")
+        if p.min() < -1e-6 or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+            hint = (
+                ""
+                if from_logits
+                else " If the exits output logits "
+                "(classifier_activation=None), pass from_logits=True."
+            )
+            raise ValueError(f"Exit {k}'s outputs are not class probabilities.{hint}")
 
 
 class EarlyExitPredictor:
@@ -258,7 +274,10 @@ class EarlyExitPredictor:
                 _Stage(
                     fn=_compiled(self._stage_call(sub)),
                     reads=reads[k],
-                    writes=[out_key if out_key in later else None] + [keys[id(t)] for t in handed],
+                    # [probabilities, the exit's raw output, *handed]: a later stage that
+                    # reads the exit gets it as the model computes it (logits stay logits)
+                    writes=[None, out_key if out_key in later else None]
+                    + [keys[id(t)] for t in handed],
                     macs=sum(_macs(n) for n in nodes.values()),
                 )
             )
@@ -268,7 +287,7 @@ class EarlyExitPredictor:
         def call(inputs):
             outputs = keras.tree.flatten(sub(inputs, training=False))
             probs = ops.cast(outputs[0], "float32")
-            return [ops.softmax(probs) if self.from_logits else probs, *outputs[1:]]
+            return [ops.softmax(probs) if self.from_logits else probs, *outputs]
 
         return call
 
@@ -433,7 +452,9 @@ class EarlyExitPredictor:
         if len(x_val) == 0:
             raise ValueError("calibrate needs at least one image.")
         probs = self.exit_probabilities(x_val, batch_size)
-        confidence = probs.max(axis=2)
+        _check_probabilities(probs, self.from_logits)
+        # float32 softmax can round a hair past 1; thresholds are probabilities in [0, 1]
+        confidence = np.clip(probs.max(axis=2), 0.0, 1.0)
         target = budget * float(self.exit_macs[-1])
 
         def fit(log_p: float) -> tuple[np.ndarray, np.ndarray]:
@@ -455,7 +476,7 @@ class EarlyExitPredictor:
         else:
             log_p = hi
         thresholds, exits = best
-        self._thresholds = thresholds
+        self._thresholds = self._checked_thresholds(thresholds)  # what `load` accepts
         self.budget = budget
         predicted = probs[exits - 1, np.arange(len(exits))].argmax(axis=1)
         mean = self.average_macs(exits)

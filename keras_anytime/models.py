@@ -32,12 +32,12 @@ class LossBalancer(Protocol):
 class ExitWeighting(keras.metrics.Metric):
     """Per-exit loss weights and the statistics a balancer keeps about the losses.
 
-    Variables (all float32, shape (K,) or scalar):
-      weights: the loss weight of each exit, used by the next training step.
-      avg_losses: moving average of each exit's loss (AdaLoss).
-      steps: training steps with finite losses seen so far.
-      nonfinite_steps: training steps whose losses were NaN or infinite.
-      active: 1 while the balancer is in use (during `fit` with it), else 0.
+    Variables (shape (K,) or scalar):
+      weights: float32, the loss weight of each exit, used by the next training step.
+      avg_losses: float32, moving average of each exit's loss (AdaLoss).
+      steps: int32, training steps with finite losses seen so far.
+      nonfinite_steps: int32, training steps whose losses were NaN or infinite.
+      active: float32, 1 while the balancer is in use (during `fit` with it), else 0.
 
     It is a `Metric` so that its variables are carried through the training step on
     every backend, and its `result()` puts the weights in `logs` (`adaloss_w_1 …
@@ -55,11 +55,21 @@ class ExitWeighting(keras.metrics.Metric):
         self.avg_losses = self.add_variable(
             shape=(num_exits,), initializer="zeros", name="avg_losses", aggregation="mean"
         )
+        # Step counters are int32: a float32 count stops at 2**24 steps. Every replica
+        # counts the same steps, so the first replica's value is the value.
         self.steps = self.add_variable(
-            shape=(), initializer="zeros", name="steps", aggregation="mean"
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            name="steps",
+            aggregation="only_first_replica",
         )
         self.nonfinite_steps = self.add_variable(
-            shape=(), initializer="zeros", name="nonfinite_steps", aggregation="mean"
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            name="nonfinite_steps",
+            aggregation="only_first_replica",
         )
         self.active = self.add_variable(
             shape=(), initializer="zeros", name="active", aggregation="mean"
@@ -130,6 +140,22 @@ def _global_mean(scaled_losses):
         if context is not None and context.num_replicas_in_sync > 1:
             return context.all_reduce(tf.distribute.ReduceOp.SUM, scaled_losses)
     return scaled_losses
+
+
+def _scaled_for_replicas(loss):
+    """`loss` divided by the replica count under tf.distribute, else `loss`.
+
+    Gradients are summed across replicas, and Keras losses already divide by the replica
+    count; a regularisation loss that every replica adds whole would count N times
+    (Keras's own trainer scales it the same way, keras-team/keras#20609).
+    """
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            return loss / replicas
+    return loss
 
 
 def _rank1_logs_under_multiworker(outputs):
@@ -275,8 +301,8 @@ class AnytimeModel(keras.Model):
         total = ops.sum(weights * exit_losses)
         if training and self.loss_balancer is not None:
             self.loss_balancer.update(self.exit_weighting, true_losses)
-        for extra in self.losses:
-            total = total + ops.cast(ops.sum(extra), "float32")
+        for extra in self.losses:  # regularisers: summed over replicas like the data losses
+            total = total + _scaled_for_replicas(ops.cast(ops.sum(extra), "float32"))
         return total
 
     def train_step(self, *args, **kwargs):
@@ -320,8 +346,8 @@ class AnytimeModel(keras.Model):
     def load_own_variables(self, store):
         for v in self.exit_weighting.variables:
             key = f"exit_weighting_{v.name}"
-            if key in store.keys():
-                v.assign(store[key])
+            if key in store.keys():  # files of 0.1 hold float32 step counts
+                v.assign(np.asarray(store[key]).astype(v.dtype))
         own = {k: store[k] for k in store.keys() if not k.startswith("exit_weighting_")}
         super().load_own_variables(own)
 

@@ -6,8 +6,6 @@ follows the authors' `sieve_loss_weights`. Exits are ordered shallow to deep.
 
 from __future__ import annotations
 
-import math
-
 
 def _check(k: int) -> None:
     if not isinstance(k, int) or k < 1:
@@ -40,18 +38,25 @@ def half_end(k: int) -> list[float]:
 def sieve(k: int) -> list[float]:
     """SIEVE: for step = 1, 2, 4, ... while step < K, add 1 to every step-th exit
     counting back from the deepest; the deepest then gets the sum of all the others;
-    the weights are scaled to sum to log2(K + 1)."""
+    the weights are scaled to sum to the number of those passes, ceil(log2 K).
+
+    That total is the one of the authors' `sieve_loss_weights` in
+    EchoWho/AnytimeNeuralNetwork_public (`tensorpack/utils/anytime_loss.py`); one
+    revision of that file scales to log2(K + 1) instead, as keras-anytime 0.1 did. The
+    shape is the same either way; the total sets the step size with SGD.
+    """
     _check(k)
     if k == 1:
         return [1.0]
     back = [0.0] * k  # back[j] is the weight of the exit j places before the deepest
-    step = 1
+    step, passes = 1, 0
     while step < k:
         for j in range(0, k, step):
             back[j] += 1.0
         step *= 2
+        passes += 1
     back[0] = sum(back[1:])
-    scale = math.log2(k + 1) / sum(back)
+    scale = passes / sum(back)
     return [w * scale for w in reversed(back)]
 
 

@@ -1,8 +1,10 @@
 """Run by tests/test_distribute.py in subprocesses: AdaLoss under tf.distribute.
 
     python3 distributed_run.py single|mirrored|multiworker  (multiworker reads TF_CONFIG)
+    python3 distributed_run.py single|mirrored l2
 
-Prints one JSON line with the AdaLoss state after training.
+Prints one JSON line with the AdaLoss state after training; with `l2`, the loss and the
+weights after one step of a model with L2-regularised kernels.
 """
 
 import json
@@ -29,6 +31,23 @@ else:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
 x, y = toy_data(256)
+if sys.argv[2:] == ["l2"]:
+    with strategy.scope():
+        model = dense_anytime(kernel_regularizer=keras.regularizers.L2(0.05))
+        assert len(model.losses) == 6  # one L2 term per kernel
+        model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy")
+    dataset = tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(64)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    print(
+        json.dumps(
+            {
+                "replicas": strategy.num_replicas_in_sync,
+                "loss": history.history["loss"][0],
+                "weights": [w.tolist() for w in model.get_weights()],
+            }
+        )
+    )
+    sys.exit(0)
 with strategy.scope():
     model = dense_anytime()
     model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")

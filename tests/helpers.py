@@ -16,13 +16,18 @@ JAX_ENV = {
 }
 
 
-def dense_anytime(num_exits: int = 3, classes: int = 4, features: int = 6, seed: int = 0):
-    """A tiny multi-exit MLP (no BatchNorm, no dropout) with deterministic weights."""
+def dense_anytime(
+    num_exits: int = 3, classes: int = 4, features: int = 6, seed: int = 0, **dense_kwargs
+):
+    """A tiny multi-exit MLP (no BatchNorm, no dropout) with deterministic weights;
+    `dense_kwargs` go to every Dense layer (a `kernel_regularizer`, say)."""
     inp = keras.Input((features,))
     x, exits = inp, []
     for k in range(1, num_exits + 1):
-        x = layers.Dense(8, activation="tanh", name=f"body_{k}")(x)
-        exits.append(layers.Dense(classes, activation="softmax", name=f"exit_{k}")(x))
+        x = layers.Dense(8, activation="tanh", name=f"body_{k}", **dense_kwargs)(x)
+        exits.append(
+            layers.Dense(classes, activation="softmax", name=f"exit_{k}", **dense_kwargs)(x)
+        )
     model = AnytimeModel(inp, exits, name="tiny")
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import JAX_ENV, dense_anytime, toy_data
+from helpers import JAX_ENV, dense_anytime, small_family_models, toy_data
 
 from keras_anytime.callbacks import AdaLoss
 
@@ -233,17 +233,33 @@ def test_same_weights_on_jax_and_tensorflow(backend):
     assert not np.allclose(results[backend]["w"], 1.0)
 
 
-def test_import_registers_for_load_model(tmp_path):
+@pytest.mark.parametrize("family", ["resnet", "densenet", "msdnet", "eann"])
+def test_import_registers_every_family_for_load_model(tmp_path, family):
+    """A fresh process with only `import keras, keras_anytime` restores a saved model of
+    every family (MSDNet and EANN use the package's own RunAfter layer) with equal outputs."""
     from keras_anytime.applications import AnytimeResNet
 
-    path = tmp_path / "m.keras"
-    AnytimeResNet(8).save(path)
-    script = f"import keras, keras_anytime; print(type(keras.saving.load_model({str(path)!r})))"
+    model = AnytimeResNet(8) if family == "resnet" else small_family_models()[family]
+    path, images = tmp_path / "m.keras", tmp_path / "x.npy"
+    model.save(path)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    np.save(images, x)
+    script = (
+        "import sys, keras, keras_anytime, numpy as np; "
+        f"m = keras.saving.load_model({str(path)!r}); print(type(m).__name__); "
+        f"np.savez({str(tmp_path / 'y.npz')!r}, *m.predict(np.load({str(images)!r}), verbose=0))"
+    )
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "AnytimeModel" in out.stdout
+    with np.load(tmp_path / "y.npz") as loaded:
+        reloaded = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
+    expected = model.predict(x, verbose=0)
+    assert len(reloaded) == len(expected) == model.num_exits
+    for a, b in zip(expected, reloaded):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_no_retrace_across_fits_with_the_same_settings():
@@ -270,3 +286,18 @@ def test_loss_list_must_match_exits():
         model.compile("sgd", {"exit_1": "mse"})
     with pytest.raises(ValueError, match="loss_weights must be 3 finite non-negative"):
         model.compile("sgd", "sparse_categorical_crossentropy", loss_weights=[1, -1, 1])
+
+
+def test_the_step_counter_still_counts_past_two_to_the_24():
+    """A float32 counter stops at 2**24 (2**24 + 1 rounds back), so `steps % update_every`
+    would never again reach 0 and the weights would freeze."""
+    model = dense_anytime()
+    state = model.exit_weighting
+    state.steps.assign(2**24)
+    state.active.assign(1.0)
+    balancer = AdaLoss(update_every=100)
+    losses = keras.ops.convert_to_tensor(np.array([2.0, 1.0, 0.5], "float32"))
+    for _ in range(84):  # 2**24 + 84 is a multiple of 100
+        balancer.update(state, losses)
+    assert int(keras.ops.convert_to_numpy(state.steps)) == 2**24 + 84
+    assert not np.allclose(np.array(state.weights_var), 1.0)  # the update was due and ran

@@ -141,8 +141,12 @@ def test_zoo_add_refuses_an_opt_run(tmp_path):
 
 def test_train_stops_with_a_clear_error_when_the_loss_diverges(cifar_dir, tmp_path):
     argv = _train_cmd(tmp_path / "run", cifar_dir, 2)[3:]
-    with pytest.raises(SystemExit, match=r"loss became (nan|inf) in epoch 1.*lower --lr"):
-        cli.main([*argv, "--lr", "1e30", "--verbose", "0"])
+    with pytest.raises(SystemExit, match=r"loss became (nan|inf) at batch") as stopped:
+        cli.main([*argv, "--lr", "1e30", "--steps-per-epoch", "40", "--verbose", "0"])
+    message = str(stopped.value)
+    assert "of epoch 1" in message and "lower --lr" in message
+    batch = int(message.split("at batch ")[1].split()[0])
+    assert batch < 40  # stopped at the first bad batch, not at the end of the epoch
     assert _epochs_in(tmp_path / "run" / "history.csv") == []  # the NaN epoch is not logged
 
 

@@ -119,6 +119,7 @@ def test_jpeg_archive_decodes_to_the_arrays(cifar_dir, tmp_path):
         offsets = f["offsets"][: n + 1]
         jpeg, y = f["jpeg"][: offsets[-1]], f["y"][:n]
     np.savez(tmp_path / "train-jpeg.npz", jpeg=jpeg, offsets=offsets, y=y)
+    (tmp_path / "dataset.json").write_text('{"name": "cifar10"}')
     x_jpeg, y_jpeg = datasets.load_numpy(tmp_path, "train_full")
     x, y_ref = datasets.load_numpy(cifar_dir, "train")
     np.testing.assert_array_equal(x_jpeg, x[:n])
@@ -200,3 +201,51 @@ def test_tf_cutout_fills_one_clipped_square_and_bad_values_are_refused():
         datasets.NumpyBatches(np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4), 2, True, cutout=-1)
     with pytest.raises(ValueError, match="set augment=True, or cutout=0"):
         datasets.NumpyBatches(np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4), 2, cutout=16)
+
+
+def test_the_shared_folder_is_recognised_as_cifar10_by_its_val_images(cifar_dir):
+    info = datasets.describe(cifar_dir)
+    assert info["name"] == "cifar10"
+    x, y = datasets.load_numpy(cifar_dir, "val")
+    assert datasets.val_digest(x, y) == datasets.AGREED_VAL_SHA256["cifar10"]
+
+
+def test_a_folder_refuses_a_name_it_does_not_hold(cifar_dir, monkeypatch):
+    monkeypatch.setenv("KERAS_ANYTIME_DATA", str(cifar_dir))
+    with pytest.raises(ValueError, match=f"{cifar_dir} holds 'cifar10'.*not 'cifar100'"):
+        datasets.load("cifar100", "train")
+    with pytest.raises(ValueError, match="holds 'cifar10'.*not 'svhn'"):
+        datasets.load_numpy(cifar_dir, "val", "svhn")
+
+
+def _small_folder(path, n=45_010, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8)
+    np.savez(path / "train-0.npz", x=x, y=np.arange(n) % 10)
+
+
+def test_a_folder_that_does_not_say_what_it_holds_is_refused(tmp_path):
+    _small_folder(tmp_path)
+    assert datasets.describe(tmp_path) == {"name": None}
+    with pytest.raises(ValueError, match='does not say.*dataset.json with {"name": "cifar10"}'):
+        datasets.load_numpy(tmp_path, "train")
+    (tmp_path / "dataset.json").write_text('{"name": "svhn"}')
+    x, y = datasets.load_numpy(tmp_path, "val", "svhn")  # no agreed val for this name
+    assert x.shape == (10, 4, 4, 3)
+    (tmp_path / "dataset.json").write_text("[1]")
+    with pytest.raises(ValueError, match='must be a JSON object with a "name"'):
+        datasets.load_numpy(tmp_path, "train", "svhn")
+
+
+def test_a_cifar10_val_of_other_images_is_refused(tmp_path):
+    _small_folder(tmp_path)
+    (tmp_path / "dataset.json").write_text('{"name": "cifar10"}')
+    assert len(datasets.load_numpy(tmp_path, "train")[0]) == 45_000  # training is fine
+    with pytest.raises(ValueError, match="not the agreed cifar10 val images"):
+        datasets.load_numpy(tmp_path, "val")
+
+
+def test_tfds_cifar10_val_is_refused_as_not_the_agreed_images(monkeypatch):
+    monkeypatch.delenv("KERAS_ANYTIME_DATA", raising=False)
+    with pytest.raises(ValueError, match="other images than the agreed cifar10 val.*split='test'"):
+        datasets.load("cifar10", "val")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 TESTS = Path(__file__).resolve().parent
 SCRIPT = str(TESTS / "distributed_run.py")
@@ -24,9 +25,13 @@ def _result(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def _run(mode: str) -> dict:
+def _run(mode: str, *extra: str) -> dict:
     out = subprocess.run(
-        [sys.executable, SCRIPT, mode], env=_env(), capture_output=True, text=True, timeout=300
+        [sys.executable, SCRIPT, mode, *extra],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return _result(out.stdout)
@@ -39,6 +44,16 @@ def test_mirrored_two_devices_matches_single_device():
     np.testing.assert_allclose(mirrored["avg"], single["avg"], rtol=1e-5)
     np.testing.assert_allclose(mirrored["w"], single["w"], rtol=1e-5)
     assert not np.allclose(single["w"], 1.0)
+
+
+def test_mirrored_regularised_model_matches_single_device():
+    """L2 losses count once, not once per replica: the loss and one step's weights of a
+    regularised model equal one device's."""
+    single, mirrored = _run("single", "l2"), _run("mirrored", "l2")
+    assert single["replicas"] == 1 and mirrored["replicas"] == 2
+    assert mirrored["loss"] == pytest.approx(single["loss"], abs=1e-5)
+    for a, b in zip(mirrored["weights"], single["weights"], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def _free_ports(n: int) -> list[int]:

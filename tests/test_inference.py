@@ -83,6 +83,36 @@ def test_exit_read_by_a_later_stage():
     np.testing.assert_allclose(probs, np.where((exits == 1)[:, None], *full), atol=1e-6)
 
 
+def test_a_later_stage_reads_the_exit_as_logits_with_from_logits():
+    """With from_logits=True the stages report softmaxed probabilities, but a later stage
+    that reads an exit gets that exit's logits, as the model computes them."""
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(8, activation="tanh")(inp)
+    first = keras.layers.Dense(4, name="exit_1")(h)  # logits
+    h = keras.layers.Dense(8, activation="tanh")(keras.layers.Concatenate()([h, first]))
+    second = keras.layers.Dense(4, name="exit_2")(h)
+    model = keras.Model(inp, [first, second])
+    x, y = toy_data(40)
+    full = [keras.ops.convert_to_numpy(keras.ops.softmax(p)) for p in model.predict(x, verbose=0)]
+    predictor = EarlyExitPredictor(model, from_logits=True)
+    np.testing.assert_allclose(predictor.predict_at(x, 2), full[1], rtol=1e-5, atol=1e-6)
+    report = predictor.calibrate(x, y, 0.8)
+    assert all(0.0 <= t <= 1.0 for t in report["thresholds"])
+
+
+def test_calibrate_refuses_logits_without_from_logits(tmp_path):
+    model = AnytimeResNet(8, exit_every=2, input_shape=(16, 16, 3), classifier_activation=None)
+    x = images(model, 8)
+    with pytest.raises(ValueError, match="not class probabilities.*from_logits=True"):
+        EarlyExitPredictor(model).calibrate(x, np.zeros(8, "int64"), 0.8)
+    predictor = EarlyExitPredictor(model, from_logits=True)
+    predictor.calibrate(x, np.zeros(8, "int64"), 0.8)
+    predictor.save(tmp_path / "m.keras")  # what calibrate stores, load accepts
+    np.testing.assert_array_equal(
+        EarlyExitPredictor.load(tmp_path / "m.keras").thresholds, predictor.thresholds
+    )
+
+
 def test_macs_accounting():
     model = dense_anytime(num_exits=3)
     predictor = EarlyExitPredictor(model)

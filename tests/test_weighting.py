@@ -1,5 +1,3 @@
-import math
-
 import pytest
 
 from keras_anytime import weighting
@@ -24,9 +22,11 @@ def test_sieve_by_hand():
     # step 1 adds 1 everywhere; step 2 adds 1 at j = 0, 2, 4, 6; step 4 at j = 0, 4.
     # back = [3, 1, 2, 1, 3, 1, 2, 1]; the deepest gets the sum of the others: 11.
     back = [11, 1, 2, 1, 3, 1, 2, 1]
-    scale = math.log2(9) / sum(back)
+    # The weights sum to the number of passes (3), as the authors' code scales them.
+    scale = 3 / sum(back)
     assert weighting.sieve(8) == pytest.approx([w * scale for w in reversed(back)])
-    assert sum(weighting.sieve(8)) == pytest.approx(math.log2(9))
+    assert sum(weighting.sieve(8)) == pytest.approx(3.0)
+    assert sum(weighting.sieve(9)) == pytest.approx(4.0)  # ceil(log2 9), not log2(10)
 
 
 def test_sieve_small():

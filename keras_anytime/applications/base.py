@@ -24,23 +24,6 @@ BN_EPSILON = 1.001e-5
 L2 = 1e-4  # the paper's weight decay, applied as a kernel regulariser
 
 
-@keras.saving.register_keras_serializable(package="keras_anytime")
-class RunAfter(layers.Layer):
-    """`RunAfter()([x, *earlier])` returns `x` unchanged, at no cost.
-
-    `earlier` are tensors the anytime order computes before `x` is used (the other
-    scales of an MSDNet block, the previous member of an EANN). They only order the
-    graph: no gradient flows to them, and `flops.exit_flops` follows them, so an exit's
-    cost includes the work run before it.
-    """
-
-    def call(self, inputs):
-        return inputs[0]
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)
-
-
 def model_input(input_tensor, input_shape: Sequence[int | None] | None, default_shape):
     """The model's `keras.Input` and the tensor to build on, as in keras.applications."""
     shape = tuple(input_shape) if input_shape is not None else tuple(default_shape)

@@ -11,7 +11,7 @@ budget B is within that factor of the budget of the deepest member that fits in 
 Here the members are `AnytimeResNet`s (CIFAR form, depth 6n + 2 with n_k = n_1 *
 base^(k-1), so their costs grow by about `base`). Each member is its own `AnytimeModel`,
 nested as layer `member_k` of the EANN, which exposes every member's exits in run order.
-Member k starts after member k-1's last exit (`base.RunAfter`, zero cost), so
+Member k starts after member k-1's last exit (`layers.RunAfter`, zero cost), so
 `flops.exit_flops` counts the earlier members in each exit's cost.
 """
 
@@ -26,6 +26,7 @@ from keras import layers
 from keras_anytime import zoo
 from keras_anytime.applications import base as _base
 from keras_anytime.applications.resnet import AnytimeResNet
+from keras_anytime.layers import RunAfter
 from keras_anytime.models import AnytimeModel
 
 
@@ -176,7 +177,7 @@ def EANN(
             name=f"member_{k}",
             include_preprocessing=include_preprocessing,
         )
-        start = x if previous is None else _base.RunAfter(name=f"member_{k}_start")([x, previous])
+        start = x if previous is None else RunAfter(name=f"member_{k}_start")([x, previous])
         member_outputs = member(start)
         member_outputs = (
             list(member_outputs) if isinstance(member_outputs, (list, tuple)) else [member_outputs]

@@ -26,6 +26,7 @@ from keras import layers
 
 from keras_anytime.applications import base as _base
 from keras_anytime.flops import exit_flops
+from keras_anytime.layers import RunAfter
 from keras_anytime.models import AnytimeModel
 
 # The configurations of the paper, as the reference README trains them.
@@ -291,7 +292,7 @@ def MSDNet(
         end = (
             maps[-1]
             if len(maps) == 1
-            else _base.RunAfter(name=f"block{len(features) + 1}_end")([maps[-1], *maps[:-1]])
+            else RunAfter(name=f"block{len(features) + 1}_end")([maps[-1], *maps[:-1]])
         )
         features.append(end)
 

@@ -25,6 +25,8 @@ setup(
     extras_require={
         "test": ["pytest", "pytest-xdist", "jax[cpu]", "ruff"],
         "notebooks": ["jupyter", "nbconvert", "nbformat", "matplotlib"],
+        # benchmarks/train_throughput.py's plain-PyTorch reference (the CPU build)
+        "bench": ["torch==2.13.0"],
     },
     entry_points={"console_scripts": ["keras-anytime=keras_anytime.cli:main"]},
 )

@@ -9,6 +9,7 @@ import keras
 from keras import layers
 
 from keras_anytime import zoo
+from keras_anytime.layers import BatchNormalization
 from keras_anytime.models import AnytimeModel
 
 # Per-channel RGB statistics (0..255) used by the in-model normalisation.
@@ -105,7 +106,7 @@ def conv(x, filters: int, kernel: int, strides: int = 1, name: str | None = None
 
 
 def bn_relu(x, name: str):
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

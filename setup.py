@@ -23,7 +23,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "jax[cpu]", "ruff"],
+        "test": ["pytest", "pytest-xdist", "jax[cpu]", "torch==2.13.0", "ruff"],
         "notebooks": ["jupyter", "nbconvert", "nbformat", "matplotlib"],
         # benchmarks/train_throughput.py's plain-PyTorch reference (the CPU build)
         "bench": ["torch==2.13.0"],

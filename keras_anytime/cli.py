@@ -216,6 +216,7 @@ def train(args) -> int:
     from keras_anytime import recipes
     from keras_anytime.callbacks import AdaLoss
     from keras_anytime.evaluation import evaluate_exits, format_table
+    from keras_anytime.losses import SparseCategoricalCrossentropy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -232,8 +233,10 @@ def train(args) -> int:
         model = build_model(args)
         k = model.num_exits
         model.compile(
-            recipes.optimizer(args.recipe, args.epochs, steps, args.batch_size, args.lr),
-            "sparse_categorical_crossentropy",
+            recipes.optimizer(
+                args.recipe, args.epochs, steps, args.batch_size, args.lr, args.weight_decay
+            ),
+            SparseCategoricalCrossentropy(args.label_smoothing),
             loss_weights=loss_weights(args, k),
             metrics=["accuracy"],
         )
@@ -433,6 +436,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=128)
     lr_help = "peak learning rate (default per 128 images: short 1.6, paper 0.1)"
     t.add_argument("--lr", type=float, default=None, help=lr_help)
+    t.add_argument("--weight-decay", type=float, default=0.0, help="decoupled, on kernels")
+    t.add_argument("--label-smoothing", type=float, default=0.0)
     t.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 policy")
     t.add_argument("--data", default="cifar10")
     t.add_argument("--data-dir", default=None, help="local NumPy folder (else tfds)")

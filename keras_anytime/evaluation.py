@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from keras import ops
 
 from keras_anytime.flops import exit_flops
 
@@ -15,8 +16,8 @@ def exit_predictions(model, dataset) -> tuple[list[np.ndarray], np.ndarray]:
     for images, batch_labels in dataset:
         preds = model.predict_on_batch(images)  # compiled (once per batch size)
         preds = preds if isinstance(preds, (list, tuple)) else [preds]
-        outputs.append([np.asarray(p, dtype=np.float32) for p in preds])
-        labels.append(np.asarray(batch_labels))
+        outputs.append([np.asarray(ops.convert_to_numpy(p), dtype=np.float32) for p in preds])
+        labels.append(np.asarray(ops.convert_to_numpy(batch_labels)))
     if not outputs:
         raise ValueError("The dataset is empty.")
     per_exit = [np.concatenate([batch[k] for batch in outputs]) for k in range(len(outputs[0]))]

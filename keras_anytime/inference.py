@@ -334,7 +334,7 @@ class EarlyExitPredictor:
             state = {0: ops.convert_to_tensor(x[start:stop], dtype=self._input_dtype)}
             for k, stage in enumerate(self._stages[:last], start=1):
                 outputs = stage.fn([state[key] for key in stage.reads])
-                probs = np.asarray(outputs[0])
+                probs = ops.convert_to_numpy(outputs[0])
                 if k == last:
                     yield k, probs, rows, np.ones(len(rows), dtype=bool)
                     break

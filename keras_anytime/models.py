@@ -297,7 +297,9 @@ class AnytimeModel(keras.Model):
         batch = ops.shape(y_pred[0])[0]
         for i, tracker in enumerate(self.exit_loss_trackers):
             tracker.update_state(true_losses[i], sample_weight=batch)
-        weights = ops.stop_gradient(ops.convert_to_tensor(self.exit_weighting.weights_var))
+        # A copy: the balancer assigns the variable in place below, before the backward
+        # pass, which on torch would invalidate a tensor that shares its storage.
+        weights = ops.stop_gradient(ops.copy(self.exit_weighting.weights_var))
         total = ops.sum(weights * exit_losses)
         if training and self.loss_balancer is not None:
             self.loss_balancer.update(self.exit_weighting, true_losses)

@@ -45,11 +45,30 @@ def learning_rate(
 
 
 def optimizer(
-    recipe: str, epochs: int, steps_per_epoch: int, batch_size: int = 128, lr: float | None = None
+    recipe: str,
+    epochs: int,
+    steps_per_epoch: int,
+    batch_size: int = 128,
+    lr: float | None = None,
+    weight_decay: float = 0.0,
 ) -> keras.optimizers.Optimizer:
-    """SGD with momentum 0.9 (Nesterov for `short`) on `learning_rate(...)`'s schedule."""
+    """SGD with momentum 0.9 (Nesterov for `short`) on `learning_rate(...)`'s schedule.
+
+    `weight_decay` > 0 adds decoupled weight decay (each step, `w -= lr * weight_decay * w`)
+    on the kernels, not on BatchNorm parameters or biases, on top of the builders' L2.
+    """
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
     schedule = learning_rate(recipe, epochs, steps_per_epoch, batch_size, lr)
-    return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=recipe == "short")
+    sgd = keras.optimizers.SGD(
+        schedule,
+        momentum=0.9,
+        nesterov=recipe == "short",
+        weight_decay=weight_decay or None,
+    )
+    if weight_decay:
+        sgd.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return sgd
 
 
 def set_mixed_precision(enabled: bool) -> None:

@@ -209,9 +209,8 @@ print(json.dumps({"backend": keras.config.backend(), "w": np.array(s.weights_var
 """
 
 
-@pytest.mark.parametrize("backend", ["jax"])
-def test_same_weights_on_jax_and_tensorflow(backend):
-    pytest.importorskip(backend)
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_same_weights_on_jax_torch_and_tensorflow(backend):
     tests_dir = str(Path(__file__).parent)
     results = {}
     for name in ("tensorflow", backend):

@@ -42,3 +42,36 @@ def test_bad_recipe_and_lengths():
         recipes.optimizer("fast", 1, 1)
     with pytest.raises(ValueError, match="epochs and steps_per_epoch must be >= 1"):
         recipes.optimizer("short", 0, 10)
+
+
+def test_weight_decay_shrinks_kernels_but_not_batchnorm_parameters():
+    inp = keras.Input((4, 4, 2))
+    x = keras.layers.Conv2D(3, 1, use_bias=False, name="conv")(inp)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    model = keras.Model(inp, x)
+    model.get_layer("bn").gamma.assign(np.full(3, 2.0))
+    opt = recipes.optimizer("paper", 1, 1, lr=0.5, weight_decay=0.1)
+    zero = [keras.ops.zeros(v.shape) for v in model.trainable_variables]
+    before = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    opt.apply_gradients(zip(zero, model.trainable_variables))
+    kernel, gamma, beta = (keras.ops.convert_to_numpy(v) for v in model.trainable_variables)
+    np.testing.assert_allclose(kernel, before[0] * (1 - 0.5 * 0.1), rtol=1e-6)
+    np.testing.assert_array_equal(gamma, before[1])
+    np.testing.assert_array_equal(beta, before[2])
+    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+        recipes.optimizer("paper", 1, 1, weight_decay=-1.0)
+
+
+def test_label_smoothing_loss_matches_keras_on_one_hot_targets():
+    from keras_anytime.losses import SparseCategoricalCrossentropy
+
+    y = np.array([2, 0, 1])
+    p = np.random.default_rng(0).dirichlet(np.ones(4), 3).astype("float32")
+    for s in (0.0, 0.1):
+        ours = float(SparseCategoricalCrossentropy(s)(y, p))
+        theirs = float(keras.losses.CategoricalCrossentropy(label_smoothing=s)(np.eye(4)[y], p))
+        assert ours == pytest.approx(theirs, rel=1e-6)
+    restored = keras.losses.deserialize(keras.losses.serialize(SparseCategoricalCrossentropy(0.1)))
+    assert restored.label_smoothing == 0.1
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+        SparseCategoricalCrossentropy(1.0)

@@ -71,6 +71,46 @@ def optimizer(
     return sgd
 
 
+PRECISIONS = ("auto", "bfloat16", "float32")
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16, Linux
+    `/proc/cpuinfo` flags); elsewhere False."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def resolve_precision(precision: str) -> str:
+    """ "bfloat16" or "float32" for `precision` in PRECISIONS. "auto" is bfloat16
+    (`mixed_bfloat16`) on a GPU or on a CPU with native bfloat16, else float32: on the
+    9-exit AnytimeResNet-20, 2 such CPU cores, mixed_bfloat16 trains at 1.6x float32
+    (benchmarks/train_throughput.py), while CPUs without it emulate bfloat16 slowly."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}: use one of {PRECISIONS}.")
+    if precision != "auto":
+        return precision
+    backend = keras.config.backend()
+    gpu = False
+    if backend == "jax":
+        import jax
+
+        gpu = jax.default_backend() == "gpu"
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+    elif backend == "torch":
+        import torch
+
+        gpu = torch.cuda.is_available()
+    return "bfloat16" if gpu or cpu_has_bfloat16() else "float32"
+
+
 def set_mixed_precision(enabled: bool) -> None:
     """`mixed_bfloat16` when enabled (the exits' Dense layers stay float32), else float32.
     Call before building the model."""

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -96,3 +97,15 @@ def test_truncate_keeps_the_first_exits_and_shares_weights(tiny_data):
     assert exit_flops(short) == exit_flops(model)[:2]
     with pytest.raises(ValueError, match=r"`num_exits` must be in 1\.\.3"):
         truncate(model, 4)
+
+
+def test_builders_refuse_channels_first_clearly():
+    from keras_anytime.applications import MSDNet
+
+    keras.config.set_image_data_format("channels_first")
+    try:
+        for build in (lambda: AnytimeResNet(8), lambda: MSDNet(2, 1, 1, n_channels=4)):
+            with pytest.raises(ValueError, match="channels_last.*set_image_data_format"):
+                build()
+    finally:
+        keras.config.set_image_data_format("channels_last")

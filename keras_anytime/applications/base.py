@@ -26,7 +26,19 @@ L2 = 1e-4  # the paper's weight decay, applied as a kernel regulariser
 
 
 def model_input(input_tensor, input_shape: Sequence[int | None] | None, default_shape):
-    """The model's `keras.Input` and the tensor to build on, as in keras.applications."""
+    """The model's `keras.Input` and the tensor to build on, as in keras.applications.
+
+    The builders lay images out channels_last (batch, height, width, channels); under
+    `keras.config.image_data_format() == "channels_first"` they refuse to build rather
+    than build a network that reads the axes wrongly.
+    """
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(
+            "keras-anytime builders take channels_last images (batch, height, width, "
+            f"channels), but keras.config.image_data_format() is "
+            f"{keras.config.image_data_format()!r}: call "
+            'keras.config.set_image_data_format("channels_last") before building.'
+        )
     shape = tuple(input_shape) if input_shape is not None else tuple(default_shape)
     if len(shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}.")

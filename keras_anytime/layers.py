@@ -33,8 +33,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
     on CPUs those passes, not the convolutions, take most of a training step. Same
     variables, arguments and results as the Keras layer (the moving variance is the
     population variance, as there); 4-D inputs normalised over the channel axis (last, or
-    1 for channels_first), with no mask and no renorm, take the fused kernel, anything else
-    and the other backends run the Keras layer. On the 9-exit AnytimeResNet-20 (2 CPU
+    1 for channels_first), with no mask and no renorm, in float32 or with a multiple of 16
+    channels, take the fused kernel; anything else and the other backends run the Keras
+    layer. On the 9-exit AnytimeResNet-20 (2 CPU
     cores, batch 128), a training step is 2.0x faster in `mixed_bfloat16` and 1.5x in
     float32 (`benchmarks/train_throughput.py`).
     """
@@ -44,7 +45,12 @@ class BatchNormalization(keras.layers.BatchNormalization):
             return None
         if len(inputs.shape) != 4 or not (self.scale and self.center):
             return None
-        return {3: "NHWC", 1: "NCHW"}.get(self.axis % 4)
+        axis = self.axis % 4
+        if inputs.dtype != "float32" and (inputs.shape[axis] or 1) % 16:
+            # measured: in bfloat16 the kernel is slower than Keras's float32 ops unless
+            # the channels come in multiples of 16 (most of an MSDNet's do not)
+            return None
+        return {3: "NHWC", 1: "NCHW"}.get(axis)
 
     def call(self, inputs, training=None, mask=None):
         data_format = self._fused_format(inputs, mask)

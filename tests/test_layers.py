@@ -5,15 +5,14 @@ import pytest
 from keras_anytime.layers import BatchNormalization
 
 
-def _pair(axis, **kwargs):
+def _pair(axis, channels=4, **kwargs):
     ours = BatchNormalization(axis=axis, momentum=0.9, **kwargs)
     theirs = keras.layers.BatchNormalization(axis=axis, momentum=0.9, **kwargs)
     rng = np.random.default_rng(0)
-    shape = (6, 5, 7, 4) if axis == -1 else (6, 4, 5, 7)
+    shape = (6, 5, 7, channels) if axis == -1 else (6, channels, 5, 7)
     x = rng.normal(2.0, 3.0, shape).astype("float32")
     for layer in (ours, theirs):
         layer.build(shape)
-    channels = 4
     gamma, beta = rng.uniform(0.5, 2, channels), rng.normal(size=channels)
     for layer in (ours, theirs):
         layer.set_weights([gamma, beta, np.full(channels, 0.5), np.full(channels, 2.0)])
@@ -55,7 +54,10 @@ def test_fused_batch_norm_matches_the_keras_layer(axis):
 def test_fused_batch_norm_under_mixed_bfloat16():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        ours, theirs, x = _pair(-1)
+        ours, theirs, x = _pair(-1, channels=16)
+        if keras.config.backend() == "tensorflow":  # 16 channels: the fused kernel runs
+            assert ours._fused_format(keras.ops.cast(x, "bfloat16"), None) == "NHWC"
+            assert ours._fused_format(keras.ops.cast(x[..., :6], "bfloat16"), None) is None
         a = keras.ops.convert_to_numpy(keras.ops.cast(ours(x, training=True), "float32"))
         b = keras.ops.convert_to_numpy(keras.ops.cast(theirs(x, training=True), "float32"))
     finally:

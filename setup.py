@@ -15,7 +15,7 @@ setup(
     package_data={"keras_anytime._zoo": ["*.json", "*.weights.h5"]},
     install_requires=[
         "tensorflow>=2.16",
-        "keras>=3",
+        "keras>=3.15,<3.16",  # the tested range: inference.py uses private graph APIs
         "tensorflow-datasets",
         "keras-tuner",
         "tensorboard",  # keras-tuner imports it on the TensorFlow backend

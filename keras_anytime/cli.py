@@ -177,6 +177,24 @@ def _starts_from(args, model, out: Path) -> dict | None:
     }
 
 
+def _eval_batches(name: str, split: str, data_dir, batch_size: int):
+    """Unshuffled, unaugmented batches of a split: `datasets.load` on TensorFlow, else
+    `datasets.NumpyBatches` over a local NumPy folder (tensorflow-datasets needs TF)."""
+    import keras
+
+    from keras_anytime import datasets
+
+    if keras.config.backend() == "tensorflow":
+        return datasets.load(name, split, data_dir, batch_size)
+    folder = datasets.local_dir(data_dir)
+    if folder is None:
+        raise SystemExit(
+            f"On the {keras.config.backend()} backend the data come from a local NumPy folder: "
+            f"set --data-dir or {datasets.ENV_VAR} (tensorflow-datasets needs TensorFlow)."
+        )
+    return datasets.NumpyBatches(*datasets.load_numpy(folder, split, name), batch_size)
+
+
 def _train_and_val(args):
     """The training batches (shuffled, augmented) and the val batches (256). On TensorFlow,
     `datasets.load`'s tf.data pipelines; on other backends, `datasets.NumpyBatches` over a
@@ -235,9 +253,20 @@ def train(args) -> int:
         k = model.num_exits
         model.compile(
             recipes.optimizer(
-                args.recipe, args.epochs, steps, args.batch_size, args.lr, args.weight_decay
+                args.recipe,
+                args.epochs,
+                steps,
+                args.batch_size,
+                args.lr,
+                recipes.WEIGHT_DECAY[args.recipe]
+                if args.weight_decay is None
+                else args.weight_decay,
             ),
-            SparseCategoricalCrossentropy(args.label_smoothing),
+            SparseCategoricalCrossentropy(
+                recipes.LABEL_SMOOTHING[args.recipe]
+                if args.label_smoothing is None
+                else args.label_smoothing
+            ),
             loss_weights=loss_weights(args, k),
             metrics=["accuracy"],
         )
@@ -296,15 +325,15 @@ def train(args) -> int:
 
 
 def evaluate(args) -> int:
-    from keras_anytime import datasets, zoo
+    from keras_anytime import zoo
     from keras_anytime.evaluation import evaluate_exits, format_table, plot_anytime_curves
 
     try:
         model = zoo.load_model_or_preset(args.model)
     except ValueError as e:
         raise SystemExit(str(e)) from e
-    dataset = datasets.load(args.data, args.split, args.data_dir, args.batch_size)
-    rows = evaluate_exits(model, dataset)
+    dataset = _eval_batches(args.data, args.split, args.data_dir, args.batch_size)
+    rows = evaluate_exits(model, dataset, from_logits=args.from_logits)
     print(format_table(rows, args.split))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -327,16 +356,23 @@ def zoo_list(args) -> int:
     return 0
 
 
+def _backend_version() -> str:
+    import importlib
+
+    import keras
+
+    return importlib.import_module(keras.config.backend()).__version__
+
+
 def zoo_add(args) -> int:
     """Add (or replace) a preset from a finished `train` run: its best val checkpoint,
     evaluated on val, hashed and copied into the zoo folder with its manifest entry."""
     import platform
 
     import keras
-    import tensorflow as tf
 
     import keras_anytime
-    from keras_anytime import datasets, zoo
+    from keras_anytime import zoo
     from keras_anytime.evaluation import evaluate_exits, format_table
     from keras_anytime.flops import exit_flops
 
@@ -354,7 +390,7 @@ def zoo_add(args) -> int:
     folder = Path(args.zoo_dir)
     target = folder / f"{args.name}.weights.h5"
     model.save_weights(target)  # the weights alone, without the optimiser state
-    val = datasets.load(train_args.data, train_args.val_split, args.data_dir, 256)
+    val = _eval_batches(train_args.data, train_args.val_split, args.data_dir, 256)
     rows = evaluate_exits(model, val)
     print(format_table(rows, train_args.val_split))
     with open(run / "history.csv") as f:
@@ -384,7 +420,7 @@ def zoo_add(args) -> int:
         "versions": {
             "keras_anytime": keras_anytime.__version__,
             "keras": keras.__version__,
-            "tensorflow": tf.__version__,
+            keras.config.backend(): _backend_version(),
         },
         "starts_from": info.get("starts_from"),
         "note": args.note,
@@ -434,12 +470,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--final-extra", type=float, default=0.0)
     t.add_argument("--update-every", type=int, default=100)
     t.add_argument("--epochs", type=int, default=2)
-    t.add_argument("--recipe", choices=("short", "paper"), default="short")
+    t.add_argument("--recipe", choices=("fast", "short", "paper"), default="short")
     t.add_argument("--batch-size", type=int, default=128)
     lr_help = "peak learning rate (default per 128 images: short 1.6, paper 0.1)"
     t.add_argument("--lr", type=float, default=None, help=lr_help)
-    t.add_argument("--weight-decay", type=float, default=0.0, help="decoupled, on kernels")
-    t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument(
+        "--weight-decay", type=float, default=None, help="decoupled, on kernels (recipe's)"
+    )
+    t.add_argument("--label-smoothing", type=float, default=None, help="(the recipe's)")
     t.add_argument(
         "--precision",
         choices=("auto", "bfloat16", "float32"),
@@ -472,6 +510,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None)
     e.add_argument("--split", default="val")
     e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument(
+        "--from-logits", action="store_true", help="the exits output logits, not probabilities"
+    )
     e.add_argument("--out", default=".", help="folder for anytime_curve.png and eval.json")
     e.set_defaults(func=evaluate)
 

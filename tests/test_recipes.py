@@ -38,8 +38,8 @@ def test_optimizer_is_sgd_on_that_schedule():
 
 
 def test_bad_recipe_and_lengths():
-    with pytest.raises(ValueError, match="Unknown recipe 'fast'.*paper"):
-        recipes.optimizer("fast", 1, 1)
+    with pytest.raises(ValueError, match="Unknown recipe 'slow'.*paper"):
+        recipes.optimizer("slow", 1, 1)
     with pytest.raises(ValueError, match="epochs and steps_per_epoch must be >= 1"):
         recipes.optimizer("short", 0, 10)
 

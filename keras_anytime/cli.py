@@ -123,6 +123,35 @@ def _epoch_timer():
     return EpochTimer()
 
 
+def _progress_bar(num_exits: int):
+    """Keras's progress bar showing only the loss and the first and last exits' accuracy
+    (and their val figures): with every exit's loss, accuracy and AdaLoss weight, a line
+    held 27 figures and wrapped. history.csv still records every figure."""
+    import keras
+
+    shown = {"loss", "exit_1_accuracy", f"exit_{num_exits}_accuracy"}
+    shown |= {f"val_{key}" for key in shown}
+
+    class ExitProgbar(keras.callbacks.ProgbarLogger):
+        @staticmethod
+        def _shown(logs):
+            return {k: v for k, v in (logs or {}).items() if k in shown}
+
+        def on_train_batch_end(self, batch, logs=None):
+            super().on_train_batch_end(batch, self._shown(logs))
+
+        def on_test_batch_end(self, batch, logs=None):
+            super().on_test_batch_end(batch, self._shown(logs))
+
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, self._shown(logs))
+
+        def on_test_end(self, logs=None):
+            super().on_test_end(self._shown(logs))
+
+    return ExitProgbar()
+
+
 def _stop_on_nan(out: Path):
     """A callback that ends training with a clear error at the first batch whose training
     loss is NaN or infinite (as `keras.callbacks.TerminateOnNaN` checks). OUT/backup keeps
@@ -295,6 +324,8 @@ def train(args) -> int:
             ),
         )
     callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv"), append=True))
+    if args.verbose:
+        callbacks.append(_progress_bar(k))
     run = {
         "argv": ["keras-anytime", *args.argv],
         "args": vars(args),

@@ -258,6 +258,17 @@ def _train_and_val(args):
 
 
 def train(args) -> int:
+    """`keras-anytime train`; the global dtype policy is restored when it returns."""
+    import keras
+
+    policy = keras.mixed_precision.global_policy()
+    try:
+        return _train(args)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _train(args) -> int:
     import keras
 
     from keras_anytime import recipes

@@ -15,6 +15,15 @@ def shared_cifar10() -> Path | None:
     return candidate if (candidate / "train-0.npz").is_file() else None
 
 
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Every test starts in float32, whatever an earlier one in this worker set."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+
+
 @pytest.fixture(scope="session")
 def cifar_dir() -> Path:
     path = shared_cifar10()

@@ -37,7 +37,8 @@ ENVS = {"jax": JAX_ENV, "torch": {"KERAS_BACKEND": "torch"}}
 @pytest.mark.parametrize("backend", sorted(ENVS))
 def test_core_suite_passes_on(backend):
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CORE],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        + [str(TESTS / name) for name in CORE],
         cwd=TESTS.parent,
         env={**os.environ, **ENVS[backend]},
         capture_output=True,

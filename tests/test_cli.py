@@ -112,7 +112,7 @@ def test_train_opt_builds_only_the_network_up_to_that_exit():
 
 
 def test_train_on_jax_without_tensorflow(cifar_dir, tmp_path):
-    """A lent GPU machine has JAX and no TensorFlow: train reads the NumPy folder there."""
+    """A JAX machine without TensorFlow (say, a CUDA one): train reads the NumPy folder."""
     blocked = tmp_path / "blocked"
     for name in ("tensorflow", "tensorflow_datasets"):
         (blocked / name).mkdir(parents=True)

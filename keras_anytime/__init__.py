@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _LAZY = (
     "applications",
+    "attach",
     "callbacks",
     "datasets",
     "evaluation",
@@ -27,9 +28,11 @@ _LAZY = (
 
 
 def __getattr__(name: str):
+    if name == "attach_exits":
+        return importlib.import_module("keras_anytime.attach").attach_exits
     if name in _LAZY:
         return importlib.import_module(f"keras_anytime.{name}")
     raise AttributeError(f"module 'keras_anytime' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "layers", "models", *_LAZY]
+__all__ = ["__version__", "attach_exits", "layers", "models", *_LAZY]

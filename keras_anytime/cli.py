@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-FAMILIES = ("resnet", "densenet", "msdnet")
+FAMILIES = ("resnet", "densenet", "msdnet")  # registry.FAMILIES that `train` configures
 WEIGHTINGS = ("adaloss", "const", "linear", "half_end", "sieve", "opt")
 
 TRAIN_EXAMPLE = """example:
@@ -49,24 +49,25 @@ def build_model(args):
 
 
 def _build_family(args):
-    from keras_anytime import applications
+    from keras_anytime import registry
 
     common = {"classes": args.classes, "weights": getattr(args, "weights", None)}
+    build = registry.builder(args.family)
     if args.family == "resnet":
-        return applications.AnytimeResNet(
-            depth=args.depth or 20, width=args.width, exit_every=args.exit_every, **common
-        )
+        return build(depth=args.depth or 20, width=args.width, exit_every=args.exit_every, **common)
     if args.family == "densenet":
-        return applications.AnytimeDenseNet(
+        return build(
             depth=args.depth or 100,
             growth_rate=args.growth_rate,
             exit_every=args.exit_every,
             **common,
         )
-    config = dict(applications.msdnet.MSDNET_CONFIGS[args.msdnet_config])
+    from keras_anytime.applications.msdnet import MSDNET_CONFIGS
+
+    config = dict(MSDNET_CONFIGS[args.msdnet_config])
     if args.n_blocks:
         config["n_blocks"] = args.n_blocks
-    return applications.MSDNet(**config, **common)
+    return build(**config, **common)
 
 
 def loss_weights(args, num_exits: int) -> list[float]:

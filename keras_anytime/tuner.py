@@ -23,10 +23,10 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_anytime import applications
+from keras_anytime import registry
 from keras_anytime.callbacks import AdaLoss
 
-FAMILIES = ("resnet", "densenet", "msdnet")
+FAMILIES = ("resnet", "densenet", "msdnet")  # the registry's families with a search space
 OBJECTIVES = {"anytime": "val_mean_exit_accuracy", "last": "val_last_exit_accuracy"}
 
 
@@ -84,30 +84,27 @@ class AnytimeHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters):
         family = hp.Choice("family", list(self.families))
-        common = {"input_shape": self.input_shape, "classes": self.classes}
-        if family == "resnet":
-            with hp.conditional_scope("family", ["resnet"]):
-                model = applications.AnytimeResNet(
-                    depth=hp.Choice("resnet_depth", [8, 14, 20]),
-                    width=hp.Choice("resnet_width", [8, 16]),
-                    exit_every=hp.Int("resnet_exit_every", 1, 3),
-                    **common,
-                )
-        elif family == "densenet":
-            with hp.conditional_scope("family", ["densenet"]):
-                model = applications.AnytimeDenseNet(
-                    depth=hp.Choice("densenet_depth", [16, 22, 28]),
-                    growth_rate=hp.Choice("densenet_growth_rate", [6, 12]),
-                    exit_every=hp.Int("densenet_exit_every", 1, 4),
-                    **common,
-                )
-        else:
-            with hp.conditional_scope("family", ["msdnet"]):
-                model = applications.MSDNet(
-                    n_blocks=hp.Int("msdnet_n_blocks", 2, 5),
-                    n_channels=hp.Choice("msdnet_n_channels", [8, 16]),
-                    **common,
-                )
+        with hp.conditional_scope("family", [family]):
+            if family == "resnet":
+                config = {
+                    "depth": hp.Choice("resnet_depth", [8, 14, 20]),
+                    "width": hp.Choice("resnet_width", [8, 16]),
+                    "exit_every": hp.Int("resnet_exit_every", 1, 3),
+                }
+            elif family == "densenet":
+                config = {
+                    "depth": hp.Choice("densenet_depth", [16, 22, 28]),
+                    "growth_rate": hp.Choice("densenet_growth_rate", [6, 12]),
+                    "exit_every": hp.Int("densenet_exit_every", 1, 4),
+                }
+            else:
+                config = {
+                    "n_blocks": hp.Int("msdnet_n_blocks", 2, 5),
+                    "n_channels": hp.Choice("msdnet_n_channels", [8, 16]),
+                }
+        model = registry.builder(family)(
+            **config, input_shape=self.input_shape, classes=self.classes
+        )
         hp.Float("gamma", 0.0, 0.2, step=0.01, default=0.07)
         model.compile(
             keras.optimizers.SGD(self.learning_rate, momentum=0.9),

@@ -51,11 +51,10 @@ def get_preset(name: str) -> dict:
 
 def load(name: str):
     """Build preset `name` with its pretrained weights (hash-checked)."""
-    from keras_anytime import applications
+    from keras_anytime import registry
 
     preset = get_preset(name)
-    builder = getattr(applications, preset["builder"])
-    return builder(**preset["config"], weights=preset["weights"])
+    return registry.builder(preset["builder"])(**preset["config"], weights=preset["weights"])
 
 
 def load_model_or_preset(name: str):

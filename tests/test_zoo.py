@@ -96,3 +96,13 @@ def test_weights_from_a_file_path(fake_zoo, tmp_path):
         AnytimeResNet(**CONFIG, weights=str(corrupt))
     with pytest.raises(ValueError, match="Could not load weights"):
         AnytimeResNet(depth=14, weights=str(folder / "r8.weights.h5"))  # other configuration
+
+
+def test_the_registry_resolves_families_and_builder_names():
+    from keras_anytime import applications, registry
+
+    assert registry.builder("resnet") is applications.AnytimeResNet
+    assert registry.builder("MSDNet") is applications.MSDNet
+    assert set(registry.FAMILIES) >= {"resnet", "densenet", "msdnet", "eann"}
+    with pytest.raises(ValueError, match="Unknown model family 'vgg'.*resnet"):
+        registry.builder("vgg")

@@ -95,6 +95,11 @@ def _ancestors(output) -> dict[int, object]:
     return found
 
 
+def _take_rows(tensor, rows: np.ndarray):
+    """`tensor[rows]`, in NumPy for the NumPy arrays that JAX stages return."""
+    return tensor[rows] if isinstance(tensor, np.ndarray) else ops.take(tensor, rows, axis=0)
+
+
 def _macs(node) -> int:
     layer = node.operation
     return _node_macs(node, layer.layer if isinstance(layer, _Renamed) else layer)
@@ -107,7 +112,9 @@ def _compiled(sub: keras.Model, post: Callable) -> Callable:
     size). JAX: `jax.jit` of `sub.stateless_call`, the images padded to the next power of
     two, so that the varying count of images still in flight compiles at most
     log2(batch) + 1 shapes (inference-mode layers treat rows independently, so padding
-    changes no result). PyTorch: eager.
+    changes no result); the NumPy arrays it returns are gathered in NumPy. PyTorch: eager,
+    since `torch.compile` took 40-120 s per model and recompiled on the changing counts of
+    images in flight (benchmarks/README.md, "Early-exit inference").
     """
     backend = keras.config.backend()
     if backend == "tensorflow":
@@ -119,7 +126,6 @@ def _compiled(sub: keras.Model, post: Callable) -> Callable:
         )
     if backend == "jax":
         import jax
-        import jax.numpy as jnp
 
         def pure(trainable, non_trainable, inputs):
             outputs, _ = sub.stateless_call(trainable, non_trainable, inputs, training=False)
@@ -128,15 +134,18 @@ def _compiled(sub: keras.Model, post: Callable) -> Callable:
         jitted = jax.jit(pure)
 
         def call(inputs):
+            # NumPy outside the jitted function: eager jax.numpy pads, slices and gathers
+            # would compile one small program per count of images.
+            inputs = [np.asarray(x) for x in inputs]
             n = inputs[0].shape[0]
             size = 1 << max(n - 1, 0).bit_length()
-            padded = [jnp.pad(x, [(0, size - n)] + [(0, 0)] * (x.ndim - 1)) for x in inputs]
+            padded = [np.pad(x, [(0, size - n)] + [(0, 0)] * (x.ndim - 1)) for x in inputs]
             outputs = jitted(
                 [v.value for v in sub.trainable_variables],
                 [v.value for v in sub.non_trainable_variables],
                 padded,
             )
-            return [o[:n] for o in outputs]
+            return [np.asarray(o)[:n] for o in outputs]
 
         return call
     return lambda inputs: post(keras.tree.flatten(sub(inputs, training=False)))
@@ -380,7 +389,7 @@ class EarlyExitPredictor:
                 needed = {key for s in self._stages[k:last] for key in s.reads}
                 stay = np.flatnonzero(~leave) if leave.any() else None
                 state = {
-                    key: v if stay is None else ops.take(v, stay, axis=0)
+                    key: v if stay is None else _take_rows(v, stay)
                     for key, v in state.items()
                     if key in needed
                 }

@@ -96,6 +96,23 @@ def cpu_has_bfloat16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
+def has_gpu(backend: str) -> bool:
+    """Whether `backend` ("tensorflow", "jax" or "torch") sees a GPU."""
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
 def resolve_precision(precision: str) -> str:
     """ "bfloat16" or "float32" for `precision` in PRECISIONS. "auto" is bfloat16
     (`mixed_bfloat16`) on a GPU or on a CPU with native bfloat16, else float32: on the
@@ -105,20 +122,7 @@ def resolve_precision(precision: str) -> str:
         raise ValueError(f"Unknown precision {precision!r}: use one of {PRECISIONS}.")
     if precision != "auto":
         return precision
-    backend = keras.config.backend()
-    gpu = False
-    if backend == "jax":
-        import jax
-
-        gpu = jax.default_backend() == "gpu"
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        gpu = bool(tf.config.list_physical_devices("GPU"))
-    elif backend == "torch":
-        import torch
-
-        gpu = torch.cuda.is_available()
+    gpu = has_gpu(keras.config.backend())
     return "bfloat16" if gpu or cpu_has_bfloat16() else "float32"
 
 

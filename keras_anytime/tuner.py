@@ -26,7 +26,7 @@ import numpy as np
 from keras_anytime import registry
 from keras_anytime.callbacks import AdaLoss
 
-FAMILIES = ("resnet", "densenet", "msdnet")  # the registry's families with a search space
+SEARCHABLE = tuple(f for f in registry.FAMILIES if f != "eann")  # those with a search space
 OBJECTIVES = {"anytime": "val_mean_exit_accuracy", "last": "val_last_exit_accuracy"}
 
 
@@ -54,7 +54,7 @@ class AnytimeHyperModel(keras_tuner.HyperModel):
     Args:
         input_shape: (height, width, channels) of the raw RGB 0..255 inputs.
         classes: number of classes.
-        families: the families to search, a subset of FAMILIES.
+        families: the families to search, a subset of SEARCHABLE.
         learning_rate: SGD learning rate (momentum 0.9).
     """
 
@@ -67,9 +67,11 @@ class AnytimeHyperModel(keras_tuner.HyperModel):
         name: str | None = None,
     ):
         super().__init__(name=name, tunable=True)
-        unknown = set(families) - set(FAMILIES)
+        unknown = set(families) - set(SEARCHABLE)
         if unknown or not families:
-            raise ValueError(f"families must be a non-empty subset of {FAMILIES}, got {families}.")
+            raise ValueError(
+                f"families must be a non-empty subset of {SEARCHABLE}, got {families}."
+            )
         self.input_shape = tuple(input_shape)
         self.classes = classes
         self.families = tuple(families)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_anytime import zoo
+from keras_anytime import presets, zoo
 from keras_anytime.applications import AnytimeResNet
 
 CONFIG = {"depth": 8, "width": 16, "exit_every": 2, "variant": "cifar"}
@@ -23,13 +23,13 @@ def fake_zoo(tmp_path, monkeypatch):
         "weights": "cifar10",
         "classes": 10,
         "file": "r8.weights.h5",
-        "sha256": zoo.sha256(tmp_path / "r8.weights.h5"),
+        "sha256": presets.sha256(tmp_path / "r8.weights.h5"),
     }
     (tmp_path / "manifest.json").write_text(json.dumps({"presets": [preset]}))
-    monkeypatch.setattr(zoo, "zoo_dir", lambda: tmp_path)
-    zoo._manifest.cache_clear()
+    monkeypatch.setattr(presets, "zoo_dir", lambda: tmp_path)
+    presets.manifest.cache_clear()
     yield tmp_path, model
-    zoo._manifest.cache_clear()
+    presets.manifest.cache_clear()
 
 
 def _x():

@@ -1,9 +1,11 @@
 """Every shipped preset: re-evaluated on val, and loadable from a non-editable install."""
 
+import hashlib
 import json
-import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,36 +28,35 @@ def test_preset_matches_manifest_on_val(name, cifar_dir):
     assert model.count_params() == preset["params"]
 
 
-def test_non_editable_install_ships_the_zoo(tmp_path):
-    """`pip install .` into a fresh venv (reusing this interpreter's packages for the
-    dependencies; the build backend comes from pyproject.toml's [build-system]), then, from
-    outside the checkout, the zoo resolves inside site-packages."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--quiet", str(REPO)],
+def test_the_wheel_ships_the_package_and_the_zoo(tmp_path):
+    """The built wheel (pyproject.toml's isolated build) holds every module of the
+    package, the manifest and each preset's weight file with the manifest's sha256 under
+    keras_anytime/_zoo, and none of the repository's maintainer tools or training folders."""
+    source = tmp_path / "source"  # a copy: an in-tree build would leave build/ in the checkout
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(".git", "build", "runs", "*.egg-info"),
+    )
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path),
+         str(source)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert install.returncode == 0, install.stderr[-3000:]
-    script = (
-        "import json, keras_anytime\n"
-        "from keras_anytime import zoo\n"
-        "names = zoo.list_models()\n"
-        "for name in names:\n"
-        "    zoo.load(name)\n"
-        "print(json.dumps({'file': keras_anytime.__file__, 'zoo': str(zoo.zoo_dir()),"
-        " 'names': names}))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [str(python), "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=600,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "site-packages" in result["file"] and "site-packages" in result["zoo"]
-    assert result["names"] == zoo.list_models()
+    assert built.returncode == 0, built.stderr[-3000:]
+    [wheel] = tmp_path.glob("keras_anytime-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("keras_anytime/_zoo/manifest.json"))
+        for preset in manifest["presets"]:
+            data = archive.read(f"keras_anytime/_zoo/{preset['file']}")
+            assert hashlib.sha256(data).hexdigest() == preset["sha256"], preset["name"]
+    modules = {p.relative_to(REPO).as_posix() for p in (REPO / "keras_anytime").rglob("*.py")}
+    assert modules <= names
+    assert [p["name"] for p in manifest["presets"]] == [
+        p["name"] for p in json.loads((REPO / "zoo" / "manifest.json").read_text())["presets"]
+    ]
+    assert not [n for n in names if n.endswith("add_preset.py") or "_training" in n]
 
 
 FIELDS = {

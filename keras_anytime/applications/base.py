@@ -8,16 +8,14 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from keras_anytime import zoo
+from keras_anytime import presets
+from keras_anytime.datasets import CIFAR10_MEAN, CIFAR10_VARIANCE
 from keras_anytime.layers import BatchNormalization
 from keras_anytime.models import AnytimeModel
 
-# Per-channel RGB statistics (0..255) used by the in-model normalisation.
-# CIFAR-10: records 0..44,999 of ../shared/data/cifar10 (the project's `train` split),
-# measured with numpy; the official images give (125.3, 123.0, 113.9) / (63.0, 62.1, 66.7).
-CIFAR10_MEAN = (125.3156, 122.9370, 113.8772)
-CIFAR10_VARIANCE = (3915.379, 3840.356, 4423.586)
-# ImageNet: the usual torchvision statistics, (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225).
+# Per-channel RGB statistics (0..255) used by the in-model normalisation; CIFAR-10's are
+# in `datasets`. ImageNet: the usual torchvision statistics, (0.485, 0.456, 0.406) /
+# (0.229, 0.224, 0.225).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_VARIANCE = (3409.976, 3262.693, 3291.890)
 
@@ -184,12 +182,12 @@ def finish(
     The model's `builder_config` is `(builder, config)`, the key of its zoo preset.
     """
     if weights is not None:
-        path, top_classes = zoo.weights_path(
+        path, top_classes = presets.weights_path(
             builder, config, weights, classes=classes, include_top=include_top
         )
         exits = [head(x, k, top_classes) for k, x in enumerate(features, start=1)]
         model = AnytimeModel(inputs, exits, name=name)
-        zoo.load_weights_into(model, path)
+        presets.load_weights_into(model, path)
     elif include_top:
         exits = [head(x, k, classes) for k, x in enumerate(features, start=1)]
         model = AnytimeModel(inputs, exits, name=name)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from keras_anytime import zoo
+from keras_anytime import presets
 from keras_anytime.applications import base as _base
 from keras_anytime.applications.resnet import AnytimeResNet
 from keras_anytime.layers import RunAfter
@@ -140,7 +140,7 @@ def EANN(
     name = name or "eann"
 
     if weights is not None:
-        path, top_classes = zoo.weights_path(
+        path, top_classes = presets.weights_path(
             "EANN", config, weights, classes=classes, include_top=include_top
         )
         full = EANN(
@@ -151,7 +151,7 @@ def EANN(
             classifier_activation=classifier_activation,
             name=name,
         )
-        zoo.load_weights_into(full, path)
+        presets.load_weights_into(full, path)
         if include_top:
             return full
         inner = EANN(

@@ -1,0 +1,70 @@
+"""The package's layering: no import cycle between its modules, one family table."""
+
+import ast
+from pathlib import Path
+
+import keras_anytime
+
+PACKAGE = Path(keras_anytime.__file__).resolve().parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """{module: the package modules it imports}, at module level or inside functions.
+    `from package import submodule` depends on the submodule; a package's own
+    `__init__` is left out (it only re-exports or loads lazily)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_anytime"):
+                subs = {f"{node.module}.{a.name}" for a in node.names} & modules.keys()
+                deps |= subs or {node.module}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("keras_anytime")}
+        packages = {m for m in modules if modules[m].name == "__init__.py"}
+        graph[name] = {d for d in deps if d in modules and d != name and d not in packages}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found, done = [], set()
+
+    def visit(node, path):
+        for dep in sorted(graph[node]):
+            if dep in path:
+                found.append(path[path.index(dep) :] + [dep])
+            elif dep not in done:
+                visit(dep, [*path, dep])
+        done.add(node)
+
+    for node in sorted(graph):
+        if node not in done:
+            visit(node, [node])
+    return found
+
+
+def test_the_checker_sees_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_between_modules():
+    graph = import_graph()
+    assert "keras_anytime.presets" in graph["keras_anytime.applications.base"]
+    assert _cycles(graph) == []
+
+
+def test_the_preset_store_imports_no_model_code():
+    assert import_graph()["keras_anytime.presets"] == set()
+
+
+def test_one_family_table():
+    sources = {p.name: p.read_text() for p in PACKAGE.rglob("*.py")}
+    defining = [name for name, text in sources.items() if "\nFAMILIES = {" in text]
+    assert defining == ["registry.py"]

@@ -9,7 +9,12 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["keras_anytime", "keras_anytime.applications", "keras_anytime._zoo"],
+    packages=[
+        "keras_anytime",
+        "keras_anytime.applications",
+        "keras_anytime.inference",
+        "keras_anytime._zoo",
+    ],
     # The repository's top-level zoo/ folder ships inside the package as keras_anytime/_zoo.
     package_dir={"keras_anytime._zoo": "zoo"},
     package_data={"keras_anytime._zoo": ["*.json", "*.weights.h5"]},

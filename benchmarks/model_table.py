@@ -22,8 +22,7 @@ from keras_anytime.applications import (
     MSDNet,
     eann_members,
 )
-from keras_anytime.applications.msdnet import reference_counts
-from keras_anytime.flops import exit_flops
+from keras_anytime.flops import exit_flops, msdnet_reference_counts
 
 HE = "He et al., CVPR 2016, Table 6"
 CIFAR = [
@@ -91,7 +90,7 @@ def cifar_tables() -> list[str]:
                 "paper's bound base / (base - 1) = 2."
             )
         if name.startswith("MSDNet"):
-            counted = reference_counts(model)
+            counted = msdnet_reference_counts(model)
             msdnet_note = (
                 "MSDNet CIFAR anytime, counted as the reference counts (earlier exits' heads, "
                 "ReLU and pooling ops, Dense bias included): FLOPs "
@@ -119,7 +118,7 @@ def imagenet_table() -> list[str]:
     ]:
         model = MSDNet(**config, classes=1000)
         macs = exit_flops(model)
-        for k, (ops, params) in enumerate(reference_counts(model)):
+        for k, (ops, params) in enumerate(msdnet_reference_counts(model)):
             flops_ref = f"{printed[0][k]:.2f}M"
             params_ref = f"{printed[1][k]:.2f}M"
             rows.append(
@@ -145,7 +144,7 @@ def main():
         "",
         "## MSDNet ImageNet models, counted as the reference counts",
         "",
-        "The reference rule: `keras_anytime.applications.msdnet.reference_counts`, the "
+        "The reference rule: `keras_anytime.flops.msdnet_reference_counts`, the "
         "counting of kalviny/MSDNet-PyTorch `op_counter.py` (cumulative, earlier exits "
         "included, ReLU/pooling ops and Dense bias counted). Printed figures: step 4, "
         f"{REFERENCE_RUN}, with the README's ImageNet arguments; step 7, that "

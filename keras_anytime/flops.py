@@ -13,6 +13,8 @@ import math
 import keras
 from keras import layers
 
+from keras_anytime import graph
+
 _ELEMENTWISE = (
     layers.BatchNormalization,
     layers.Normalization,
@@ -71,7 +73,7 @@ def layer_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
     )
 
 
-def _node_macs(node, layer=None) -> int:
+def node_macs(node, layer=None) -> int:
     """MACs of one call `node`, of `layer` (default: the node's operation)."""
     layer = node.operation if layer is None else layer
     shapes = [tuple(t.shape) for t in node.input_tensors] or [tuple(node.output_tensors[0].shape)]
@@ -84,33 +86,14 @@ def _node_macs(node, layer=None) -> int:
     return layer_macs(layer, shapes[0], out_shape)
 
 
-def _ancestor_macs(output, cache: dict) -> dict:
-    """{key: macs} for every layer call that `output` depends on (its own included).
-
-    A nested model (a model called as a layer) counts the part of its own graph that the
-    output needs, as if its layers were inlined; the key of a call inside it carries the
-    outer call, so a model called twice counts twice.
-    """
-    found: dict[tuple, int] = {}
-    stack = [(output, ())]
-    while stack:
-        tensor, scope = stack.pop()
-        operation, node_index, tensor_index = tensor._keras_history
-        node = operation._inbound_nodes[node_index]
-        if isinstance(operation, keras.Model):
-            key = (scope, id(node), tensor_index)
-            if key in found:
-                continue
-            found[key] = 0
-            stack.append((operation.outputs[tensor_index], (*scope, id(node))))
-        else:
-            key = (scope, id(node))
-            if key in found:
-                continue
-            if id(node) not in cache:
-                cache[id(node)] = _node_macs(node)
-            found[key] = cache[id(node)]
-        stack.extend((t, scope) for t in node.input_tensors)
+def _calls_macs(output, cache: dict) -> dict:
+    """{key: MACs} of every layer call that `output` depends on (`graph.layer_calls`);
+    `cache` keeps each node's count across outputs."""
+    found = {}
+    for key, node in graph.layer_calls(output).items():
+        if id(node) not in cache:
+            cache[id(node)] = node_macs(node)
+        found[key] = cache[id(node)]
     return found
 
 
@@ -125,10 +108,44 @@ def exit_flops(model: keras.Model, *, include_earlier_exits: bool = False) -> li
     """
     cache: dict[int, int] = {}
     if not include_earlier_exits:
-        return [sum(_ancestor_macs(out, cache).values()) for out in model.outputs]
+        return [sum(_calls_macs(out, cache).values()) for out in model.outputs]
     seen: dict[tuple, int] = {}
     totals = []
     for out in model.outputs:
-        seen.update(_ancestor_macs(out, cache))
+        seen.update(_calls_macs(out, cache))
         totals.append(sum(seen.values()))
     return totals
+
+
+def msdnet_reference_counts(model: keras.Model) -> list[tuple[int, int]]:
+    """(operations, parameters) at each exit of an MSDNet, counted as the reference's
+    `op_counter.py` (`measure_model`) counts them, to compare with figures it prints.
+
+    Both are cumulative over everything run before exit k's Dense, earlier exits
+    included. Operations: convolution MACs (`exit_flops(model,
+    include_earlier_exits=True)`), plus one per ReLU output, kernel-size ones per max
+    pooling output, the head pooling's input size (the reference's AvgPool2d(2) on 2x2)
+    and the Dense bias. Parameters: trainable ones, plus the bias that the reference's
+    ImageNet stem conv has and ours leaves out (BatchNorm follows it).
+    """
+    imagenet = any(layer.name == "stem_pool" for layer in model.layers)
+    stem_bias = model.get_layer("stem_s1_conv").filters if imagenet else 0
+    macs = exit_flops(model, include_earlier_exits=True)
+    seen: dict[tuple, object] = {}
+    counts = []
+    for out, exit_macs in zip(model.outputs, macs):
+        seen.update(graph.layer_calls(out))
+        ops, params = exit_macs, stem_bias
+        for node in seen.values():
+            layer, out_shape = node.operation, node.output_tensors[0].shape
+            if isinstance(layer, layers.ReLU):
+                ops += math.prod(out_shape[1:])
+            elif isinstance(layer, layers.MaxPooling2D):
+                ops += math.prod(out_shape[1:]) * math.prod(layer.pool_size)
+            elif isinstance(layer, layers.GlobalAveragePooling2D):
+                ops += math.prod(node.input_tensors[0].shape[1:])
+            elif isinstance(layer, layers.Dense):
+                ops += layer.units
+            params += sum(math.prod(w.shape) for w in layer.trainable_weights)
+        counts.append((ops, params))
+    return counts

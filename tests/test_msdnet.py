@@ -4,8 +4,9 @@ import pytest
 from helpers import adaloss_fit_lowers_loss, assert_round_trip
 
 from keras_anytime.applications import MSDNET_CONFIGS, MSDNet
-from keras_anytime.applications.msdnet import block_steps, reference_counts, scale_schedule
+from keras_anytime.applications.msdnet import block_steps, scale_schedule
 from keras_anytime.flops import exit_flops
+from keras_anytime.flops import msdnet_reference_counts as reference_counts
 
 SMALL = {"n_blocks": 3, "step": 1, "base": 1, "n_channels": 4, "growth_rate": 2}
 

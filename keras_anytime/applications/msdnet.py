@@ -21,18 +21,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import keras
 from keras import layers
 
 from keras_anytime.applications import base as _base
-from keras_anytime.flops import exit_flops
 from keras_anytime.layers import RunAfter
 from keras_anytime.models import AnytimeModel
 
 # The configurations of the paper, as the reference README trains them.
 MSDNET_CONFIGS: dict[str, dict] = {
     # CIFAR anytime prediction (paper Sec. 5 and Appendix A; README "block=7"):
-    # exits after layers 4, 6, ..., 16. `reference_counts` equals the figures that
+    # exits after layers 4, 6, ..., 16. `flops.msdnet_reference_counts` equals the figures that
     # kalviny/MSDNet-PyTorch@f654595 op_counter.measure_model prints for it (run
     # 2026-11-27; tests/test_msdnet.py).
     "cifar_anytime": {
@@ -50,7 +48,7 @@ MSDNET_CONFIGS: dict[str, dict] = {
         "variant": "cifar",
     },
     # ImageNet, 4 scales, an exit every 4 layers (README "block=5, step=4").
-    # `reference_counts` equals the figures the reference's measure_model prints for it
+    # `flops.msdnet_reference_counts` equals the figures the reference's measure_model prints for it
     # (same run); our trainable params are 32 fewer (no stem conv bias).
     "imagenet_step4": {
         "n_blocks": 5,
@@ -177,7 +175,7 @@ def MSDNet(
     Costs: a block runs all its scales before its exit (`RunAfter`), so
     `exit_flops(model)[k-1]` covers blocks 1..k and exit k's head, as the reference
     runs them; `exit_flops(model, include_earlier_exits=True)` adds the earlier heads,
-    and `reference_counts(model)` reproduces the figures the reference prints.
+    and `flops.msdnet_reference_counts(model)` reproduces the figures the reference prints.
 
     Args:
         n_blocks: number of blocks, and of exits.
@@ -331,41 +329,3 @@ def MSDNet(
         config=config,
         name=name or "msdnet",
     )
-
-
-def reference_counts(model: keras.Model) -> list[tuple[int, int]]:
-    """(operations, parameters) at each exit of an MSDNet, counted as the reference's
-    `op_counter.py` (`measure_model`) counts them, to compare with figures it prints.
-
-    Both are cumulative over everything run before exit k's Dense, earlier exits
-    included. Operations: convolution MACs (`exit_flops(model,
-    include_earlier_exits=True)`), plus one per ReLU output, kernel-size ones per max
-    pooling output, the head pooling's input size (the reference's AvgPool2d(2) on 2x2)
-    and the Dense bias. Parameters: trainable ones, plus the bias that the reference's
-    ImageNet stem conv has and ours leaves out (BatchNorm follows it).
-    """
-    imagenet = any(layer.name == "stem_pool" for layer in model.layers)
-    stem_bias = model.get_layer("stem_s1_conv").filters if imagenet else 0
-    macs = exit_flops(model, include_earlier_exits=True)
-    seen: dict[int, keras.Operation] = {}
-    counts = []
-    for out, exit_macs in zip(model.outputs, macs):
-        stack = [out]
-        while stack:
-            operation, node_index, _ = stack.pop()._keras_history
-            if id(operation) not in seen:
-                seen[id(operation)] = operation
-                stack.extend(operation._inbound_nodes[node_index].input_tensors)
-        ops, params = exit_macs, stem_bias
-        for layer in seen.values():
-            if isinstance(layer, layers.ReLU):
-                ops += math.prod(layer.output.shape[1:])
-            elif isinstance(layer, layers.MaxPooling2D):
-                ops += math.prod(layer.output.shape[1:]) * math.prod(layer.pool_size)
-            elif isinstance(layer, layers.GlobalAveragePooling2D):
-                ops += math.prod(layer.input.shape[1:])
-            elif isinstance(layer, layers.Dense):
-                ops += layer.units
-            params += sum(math.prod(w.shape) for w in getattr(layer, "trainable_weights", []))
-        counts.append((ops, params))
-    return counts

@@ -1,0 +1,48 @@
+"""Walking a Keras functional graph back from an output: the layer calls it needs.
+
+`flops` (MACs per exit), `inference` (the stages of early exit) and the MSDNet reference
+counts all ask the same question of a model's graph, "which layer calls does this output
+depend on?", and answer it here.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+def producer(tensor):
+    """The Keras `Node` (one layer call) that made symbolic `tensor`."""
+    operation, node_index, _ = tensor._keras_history
+    return operation._inbound_nodes[node_index]
+
+
+def layer_calls(output) -> dict[tuple, object]:
+    """Every layer call (Keras `Node`) that symbolic `output` depends on, its own included
+    and input layers left out, as {key: node}.
+
+    A nested model (a functional model called as a layer, as the members of an EANN) is
+    expanded: the calls of its own layers that the output needs appear under keys that
+    carry the outer call, so a model called twice counts twice. Keys are stable across
+    calls of this function, so the calls of several outputs can be merged by key.
+    """
+    found: dict[tuple, object] = {}
+    expanded: set[tuple] = set()
+    stack = [(output, ())]
+    while stack:
+        tensor, scope = stack.pop()
+        operation, node_index, tensor_index = tensor._keras_history
+        node = operation._inbound_nodes[node_index]
+        if node.is_input:
+            continue
+        if isinstance(operation, keras.Model):
+            key = (scope, id(node), tensor_index)
+            if key not in expanded:
+                expanded.add(key)
+                stack.append((operation.outputs[tensor_index], (*scope, id(node))))
+                stack.extend((t, scope) for t in node.input_tensors)
+            continue
+        key = (scope, id(node))
+        if key not in found:
+            found[key] = node
+            stack.extend((t, scope) for t in node.input_tensors)
+    return found

@@ -1,0 +1,140 @@
+"""The exit policy of early exit, in NumPy: which exit each image leaves at, and the
+thresholds that meet a budget of MACs (the MSDNet procedure, Huang et al., ICLR 2018)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def exit_proportions(p: float, num_exits: int) -> np.ndarray:
+    """The MSDNet target share of images leaving at each exit, q_k ∝ p^k, k = 1..K (K,)."""
+    logits = np.log(p) * np.arange(1, num_exits + 1)
+    q = np.exp(logits - logits.max())
+    return q / q.sum()
+
+
+def thresholds_for(confidence: np.ndarray, proportions: np.ndarray) -> np.ndarray:
+    """Thresholds (K - 1,) that send about `proportions[k-1]` of the images to exit k.
+
+    The MSDNet reference's `dynamic_eval_find_threshold`: at exit k, among the images not
+    gone yet, sorted by confidence (their largest class probability, `confidence` (K, N)),
+    the threshold is the confidence of the floor(N * q_k)-th one (the last one's when
+    fewer are left); 1.0 when that count is 0 (then only images of confidence exactly 1.0
+    leave).
+    """
+    num_exits, n = confidence.shape
+    gone = np.zeros(n, dtype=bool)
+    thresholds = np.ones(num_exits - 1)
+    for k in range(num_exits - 1):
+        count = math.floor(n * proportions[k])
+        order = np.argsort(-confidence[k], kind="stable")
+        remaining = order[~gone[order]]
+        if count > 0 and len(remaining):
+            thresholds[k] = confidence[k, remaining[min(count, len(remaining)) - 1]]
+        gone |= confidence[k] >= thresholds[k]
+    return thresholds
+
+
+def assign_exits(confidence: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The exit (1-based, (N,)) each image leaves at: the first k with
+    confidence[k-1] >= thresholds[k-1], else the last."""
+    passed = confidence[:-1] >= np.asarray(thresholds)[:, None]
+    return np.where(passed.any(axis=0), passed.argmax(axis=0) + 1, confidence.shape[0])
+
+
+def check_probabilities(probs: np.ndarray, from_logits: bool) -> None:
+    """Raise unless every exit's rows of `probs` (K, N, classes) are finite distributions."""
+    for k, p in enumerate(probs, start=1):
+        if not np.all(np.isfinite(p)):
+            raise ValueError(f"Exit {k} gave NaN or infinite outputs: check the model's weights.")
+        if p.min() < -1e-6 or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+            hint = (
+                ""
+                if from_logits
+                else " If the exits output logits "
+                "(classifier_activation=None), pass from_logits=True."
+            )
+            raise ValueError(f"Exit {k}'s outputs are not class probabilities.{hint}")
+
+
+def checked_thresholds(values, num_exits: int) -> np.ndarray:
+    """`values` as (K - 1,) float64 thresholds in [0, 1], or a ValueError that says what
+    is wrong."""
+    k = num_exits
+    try:
+        t = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"thresholds must be {k - 1} numbers, got {values!r}.") from None
+    if t.shape != (k - 1,):
+        raise ValueError(
+            f"Expected {k - 1} thresholds (exits 1..{k - 1}; exit {k} takes every image "
+            f"left), got {t.size}."
+        )
+    bad = [float(v) for v in t if not 0.0 <= v <= 1.0]  # NaN fails too
+    if bad:
+        raise ValueError(
+            f"Thresholds are probabilities and must lie in [0, 1]; got {bad} in {t.tolist()}."
+        )
+    return t
+
+
+def average_macs(exit_macs: np.ndarray, exits: np.ndarray) -> float:
+    """Mean MACs per image of images that left at `exits` (N,), 1-based; `exit_macs` (K,)
+    is the cumulative cost of leaving at each exit."""
+    exits = np.asarray(exits)
+    if exits.size == 0 or exits.min() < 1 or exits.max() > len(exit_macs):
+        raise ValueError(f"exits must be a non-empty array of values in 1..{len(exit_macs)}.")
+    return float(np.mean(exit_macs[exits.astype(np.int64) - 1]))
+
+
+def check_budget(budget, exit_macs: np.ndarray) -> float:
+    """`budget` as a float fraction of `exit_macs[-1]`, or a ValueError: it must lie in
+    (0, 1] and at or above the cost of exit 1 alone."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.number)):
+        raise ValueError(f"budget must be a number in (0, 1], got {budget!r}.")
+    budget = float(budget)
+    floor = float(exit_macs[0] / exit_macs[-1])
+    if not 0.0 < budget <= 1.0:
+        raise ValueError(
+            f"budget is a fraction of the full network's MACs in (0, 1], got {budget}."
+        )
+    if budget < floor:
+        raise ValueError(
+            f"budget={budget} is below the cost of exit 1 alone ({floor:.4f} of the full "
+            f"network, {int(exit_macs[0])} MACs): no thresholds can meet it."
+        )
+    return budget
+
+
+def fit_thresholds(
+    confidence: np.ndarray, exit_macs: np.ndarray, budget: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Thresholds under which the mean cost of the images of `confidence` (K, N) is at most
+    `budget * exit_macs[-1]`: (thresholds (K - 1,), the exit of each image (N,), p).
+
+    Target exit shares q_k ∝ p^k (`exit_proportions`), thresholds from the sorted
+    confidences of the images still in (`thresholds_for`); p is found by bisection on
+    log p, the largest p whose cost meets the budget, rather than on a grid of p.
+    """
+    num_exits = len(exit_macs)
+    target = budget * float(exit_macs[-1])
+
+    def fit(log_p: float) -> tuple[np.ndarray, np.ndarray]:
+        t = thresholds_for(confidence, exit_proportions(math.exp(log_p), num_exits))
+        return t, assign_exits(confidence, t)
+
+    lo, hi = -50.0, 50.0  # all images at exit 1 .. all at exit K, for any N < e^50
+    best = fit(hi)
+    if average_macs(exit_macs, best[1]) <= target:
+        return *best, math.exp(hi)
+    best = fit(lo)
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        candidate = fit(mid)
+        if average_macs(exit_macs, candidate[1]) <= target:
+            lo, best = mid, candidate
+        else:
+            hi = mid
+    return *best, math.exp(lo)

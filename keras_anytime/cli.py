@@ -80,12 +80,18 @@ def zoo_list(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    fmt = argparse.RawDescriptionHelpFormatter
     top = argparse.ArgumentParser(
         prog="keras-anytime", description="Train and evaluate anytime (multi-exit) networks."
     )
     verbs = top.add_subparsers(dest="verb", required=True)
+    _add_train(verbs)
+    _add_eval(verbs)
+    _add_zoo(verbs)
+    return top
 
+
+def _add_train(verbs) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
     t = verbs.add_parser(
         "train",
         help="train an anytime network",
@@ -144,6 +150,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output folder")
     t.set_defaults(func=train)
 
+
+def _add_eval(verbs) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
     e = verbs.add_parser(
         "eval",
         help="evaluate every exit of a saved model or zoo preset",
@@ -162,6 +171,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=".", help="folder for anytime_curve.png and eval.json")
     e.set_defaults(func=evaluate)
 
+
+def _add_zoo(verbs) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
     z = verbs.add_parser(
         "zoo",
         help="the pretrained presets",
@@ -177,7 +189,6 @@ def parser() -> argparse.ArgumentParser:
         epilog=ZOO_EXAMPLE,
         formatter_class=fmt,
     ).set_defaults(func=zoo_list)
-    return top
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,26 @@ from keras_anytime.models import AnytimeModel
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_VARIANCE = (3409.976, 3262.693, 3291.890)
 
+# The arguments every builder shares, in the keras.applications order; `shared_docstring`
+# puts them where a builder's docstring says `{shared arguments}`.
+SHARED_ARGS = """include_top: True: outputs `exit_1 … exit_K` of shape (batch, classes),
+            shallow to deep. False: outputs `features_1 … features_K`, the
+            (batch, h, w, c) maps each head would read.
+        weights: None (random initialisation), "cifar10" (the zoo preset of exactly this
+            configuration) or the path of a `.weights.h5` / `.keras` file saved from it.
+        input_tensor, input_shape: as in keras.applications; input is raw RGB 0..255,
+            channels last.
+        classes, classifier_activation: of every exit head (None: logits).
+        name: the model's name.
+        include_preprocessing: normalise inputs in the model (per-channel mean/std)."""
+
+
+def shared_docstring(builder):
+    """Decorator: fill `{shared arguments}` in `builder`'s docstring with SHARED_ARGS."""
+    builder.__doc__ = builder.__doc__.replace("{shared arguments}", SHARED_ARGS)
+    return builder
+
+
 BN_EPSILON = 1.001e-5
 L2 = 1e-4  # the paper's weight decay, applied as a kernel regulariser
 

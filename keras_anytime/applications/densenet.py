@@ -55,6 +55,7 @@ def _depth_error(depth) -> str:
     )
 
 
+@base.shared_docstring
 def AnytimeDenseNet(
     depth: int = 100,
     growth_rate: int | None = None,
@@ -90,17 +91,12 @@ def AnytimeDenseNet(
     Dense(classes); it reads the unit's concatenated output.
 
     Args:
-        include_top: True: outputs `exit_1 … exit_K` of shape (batch, classes), shallow
-            to deep. False: outputs `features_1 … features_K`, the (batch, h, w, c) maps
-            each head would read.
-        weights: None, "cifar10" (zoo preset of this configuration) or a weights file.
-        input_tensor, input_shape: as in keras.applications; input is raw RGB 0..255.
-        classes, classifier_activation: of every exit head.
+        depth, growth_rate, exit_every: as above.
+        {shared arguments}
         variant: force "cifar" or "imagenet"; by default the depth decides.
         compression: channel fraction kept by each transition, in (0, 1].
         dropout: rate of a Dropout after every convolution but the stem (the paper's
             0.2 without data augmentation); 0 for none.
-        include_preprocessing: normalise inputs in the model (per-channel mean/std).
 
     Returns:
         An `AnytimeModel`.
@@ -174,3 +170,9 @@ def AnytimeDenseNet(
         config=config,
         name=name or f"anytime_densenet{depth}",
     )
+
+
+def AnytimeDenseNetBC100(**kwargs) -> AnytimeModel:
+    """`AnytimeDenseNet(depth=100, growth_rate=12, **kwargs)`: DenseNet-BC-100 (k=12) in
+    the CIFAR form, 48 dense units."""
+    return AnytimeDenseNet(depth=100, growth_rate=12, **kwargs)

@@ -81,6 +81,7 @@ def freeze_members_before(model: keras.Model, k: int) -> None:
         member.trainable = i >= k
 
 
+@_base.shared_docstring
 def EANN(
     num_members: int = 3,
     base: float = 2,
@@ -117,9 +118,8 @@ def EANN(
     Args:
         num_members, base, first_depth: the sequence when `depths` is None.
         width, exit_every: of every member (see `AnytimeResNet`).
-        include_top, weights, input_tensor, input_shape, classes, classifier_activation,
-        name, include_preprocessing: as in `AnytimeResNet`; include_top=False outputs
-            `features_1 … features_K`, every member's feature maps in order.
+        {shared arguments}
+            (With include_top=False, every member's feature maps, in order.)
         depths: explicit member depths (any `AnytimeResNet` depths), shallow to deep.
 
     Returns:

@@ -134,6 +134,108 @@ def msd_layer(
     return out
 
 
+def _checked_arguments(
+    n_blocks, step, base, step_mode, n_channels, growth_rate, gr_factor, bn_factor,
+    reduction, prune, classes,
+) -> tuple[list[int], list[int]]:  # fmt: skip
+    """`MSDNet`'s arguments checked, with a ValueError naming the problem and the fix;
+    returns the per-scale growth and bottleneck factors."""
+    gr = _factors(gr_factor, "gr_factor")
+    bn = _factors(bn_factor, "bn_factor")
+    n_scales = len(gr)
+    if len(bn) != n_scales:
+        raise ValueError(
+            f"bn_factor has {len(bn)} scales but gr_factor has {n_scales}: give one "
+            "factor per scale in both."
+        )
+    for value, what in (
+        (n_blocks, "n_blocks"),
+        (n_channels, "n_channels"),
+        (growth_rate, "growth_rate"),
+        (classes, "classes"),
+    ):
+        _base.positive_int(value, what)
+    if step_mode not in ("even", "lin_grow"):
+        raise ValueError(f"step_mode must be 'even' or 'lin_grow', got {step_mode!r}.")
+    if prune not in ("max", "min"):
+        raise ValueError(f"prune must be 'max' or 'min', got {prune!r}.")
+    if isinstance(base, bool) or not isinstance(base, int) or base < 1:
+        raise ValueError(
+            f"base={base!r} leaves the first block without layers, so exit 1 would read "
+            "the stem: use an integer base >= 1."
+        )
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative integer, got {step!r}.")
+    if step == 0 and step_mode == "even" and n_blocks > 1:
+        raise ValueError(
+            f"step=0 with step_mode='even' leaves blocks 2..{n_blocks} without layers, so "
+            "their exits would repeat exit 1: use step >= 1, step_mode='lin_grow' or "
+            "n_blocks=1."
+        )
+    if not 0.0 <= reduction <= 1.0:
+        raise ValueError(f"reduction must be in [0, 1], got {reduction!r}.")
+    odd = [s + 1 for s in range(1, n_scales) if growth_rate * gr[s] % 2]
+    if odd:
+        raise ValueError(
+            f"growth_rate * gr_factor must be even at scales 2..{n_scales} (the new "
+            f"channels split between a strided and a plain conv); scales {odd} are odd."
+        )
+    return gr, bn
+
+
+def _stem(x, n_channels: int, gr: list[int], imagenet: bool) -> list:
+    """The maps of every scale before the first block: the stem at scale 1, then a 3x3/2
+    conv-BN-ReLU of the previous scale for each further scale."""
+    n_scales = len(gr)
+    if imagenet:
+        x = _base.conv_bn_relu(x, n_channels * gr[0], 7, 2, name="stem_s1")
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    else:
+        x = _base.conv_bn_relu(x, n_channels * gr[0], 3, name="stem_s1")
+    maps = [x]
+    for s in range(1, n_scales):
+        maps.append(_base.conv_bn_relu(maps[-1], n_channels * gr[s], 3, 2, name=f"stem_s{s + 1}"))
+
+    return maps
+
+
+def _blocks(
+    maps: list, steps: list[int], schedule, cuts: set[int], gr: list[int], bn: list[int],
+    n_channels: int, growth_rate: int, reduction: float, prune: str, bottleneck: bool,
+) -> list:  # fmt: skip
+    """Run the blocks of MSDNet layers (with transitions where a scale is dropped, or at
+    `cuts` for prune "min") over the stem's `maps`; returns each block's coarsest map, as
+    its exit reads it once the whole block has run."""
+    n_scales = len(gr)
+    growth = [growth_rate * g for g in gr]
+    features, n_in, n = [], n_channels, 0
+    for steps_in_block in steps:
+        for _ in range(steps_in_block):
+            n += 1
+            in_scales, out_scales = schedule[n - 1]
+            maps = msd_layer(maps, out_scales, growth, bn, bottleneck, name=f"layer{n}")
+            n_in += growth_rate
+            due = in_scales > out_scales if prune == "max" else n in cuts
+            if reduction > 0 and due:
+                n_in = math.floor(reduction * n_in)
+                if n_in < 1:
+                    raise ValueError(f"reduction={reduction} leaves no channels at layer {n}.")
+                first = n_scales - len(maps)
+                maps = [
+                    _base.conv_bn_relu(m, n_in * gr[s], 1, name=f"layer{n}_s{s + 1}_transition")
+                    for s, m in zip(range(first, n_scales), maps)
+                ]
+        # The exit reads the coarsest scale, after the whole block has run.
+        end = (
+            maps[-1]
+            if len(maps) == 1
+            else RunAfter(name=f"block{len(features) + 1}_end")([maps[-1], *maps[:-1]])
+        )
+        features.append(end)
+    return features
+
+
+@_base.shared_docstring
 def MSDNet(
     n_blocks: int = 7,
     step: int = 2,
@@ -191,54 +293,17 @@ def MSDNet(
         prune: "max" (drop a scale every ceil(L / S) layers) or "min" (keep every scale
             until the last layers; transitions at L/3 and 2L/3).
         bottleneck: 1x1 bottleneck before every 3x3 conv of a layer.
-        include_top, weights, input_tensor, input_shape, classes, classifier_activation,
-        name, include_preprocessing: as in `AnytimeResNet`; include_top=False outputs
-            `features_1 … features_K`, the (batch, h, w, c) coarsest-scale maps the
-            heads read.
+        {shared arguments}
+            (With include_top=False, the coarsest-scale maps the heads read.)
 
     Returns:
         An `AnytimeModel` with outputs `exit_1 … exit_{n_blocks}`.
     """
-    gr = _factors(gr_factor, "gr_factor")
-    bn = _factors(bn_factor, "bn_factor")
+    gr, bn = _checked_arguments(
+        n_blocks, step, base, step_mode, n_channels, growth_rate, gr_factor, bn_factor,
+        reduction, prune, classes,
+    )  # fmt: skip
     n_scales = len(gr)
-    if len(bn) != n_scales:
-        raise ValueError(
-            f"bn_factor has {len(bn)} scales but gr_factor has {n_scales}: give one "
-            "factor per scale in both."
-        )
-    for value, what in (
-        (n_blocks, "n_blocks"),
-        (n_channels, "n_channels"),
-        (growth_rate, "growth_rate"),
-        (classes, "classes"),
-    ):
-        _base.positive_int(value, what)
-    if step_mode not in ("even", "lin_grow"):
-        raise ValueError(f"step_mode must be 'even' or 'lin_grow', got {step_mode!r}.")
-    if prune not in ("max", "min"):
-        raise ValueError(f"prune must be 'max' or 'min', got {prune!r}.")
-    if isinstance(base, bool) or not isinstance(base, int) or base < 1:
-        raise ValueError(
-            f"base={base!r} leaves the first block without layers, so exit 1 would read "
-            "the stem: use an integer base >= 1."
-        )
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative integer, got {step!r}.")
-    if step == 0 and step_mode == "even" and n_blocks > 1:
-        raise ValueError(
-            f"step=0 with step_mode='even' leaves blocks 2..{n_blocks} without layers, so "
-            "their exits would repeat exit 1: use step >= 1, step_mode='lin_grow' or "
-            "n_blocks=1."
-        )
-    if not 0.0 <= reduction <= 1.0:
-        raise ValueError(f"reduction must be in [0, 1], got {reduction!r}.")
-    odd = [s + 1 for s in range(1, n_scales) if growth_rate * gr[s] % 2]
-    if odd:
-        raise ValueError(
-            f"growth_rate * gr_factor must be even at scales 2..{n_scales} (the new "
-            f"channels split between a strided and a plain conv); scales {odd} are odd."
-        )
     if variant is None:
         large = input_shape is not None and all(d is not None and d > 64 for d in input_shape[:2])
         variant = "imagenet" if large else "cifar"
@@ -259,40 +324,11 @@ def MSDNet(
     )
     if include_preprocessing:
         x = _base.preprocessing(x, imagenet)
-    if imagenet:
-        x = _base.conv_bn_relu(x, n_channels * gr[0], 7, 2, name="stem_s1")
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
-    else:
-        x = _base.conv_bn_relu(x, n_channels * gr[0], 3, name="stem_s1")
-    maps = [x]
-    for s in range(1, n_scales):
-        maps.append(_base.conv_bn_relu(maps[-1], n_channels * gr[s], 3, 2, name=f"stem_s{s + 1}"))
-
-    growth = [growth_rate * g for g in gr]
-    features, n_in, n = [], n_channels, 0
-    for steps_in_block in steps:
-        for _ in range(steps_in_block):
-            n += 1
-            in_scales, out_scales = schedule[n - 1]
-            maps = msd_layer(maps, out_scales, growth, bn, bottleneck, name=f"layer{n}")
-            n_in += growth_rate
-            due = in_scales > out_scales if prune == "max" else n in cuts
-            if reduction > 0 and due:
-                n_in = math.floor(reduction * n_in)
-                if n_in < 1:
-                    raise ValueError(f"reduction={reduction} leaves no channels at layer {n}.")
-                first = n_scales - len(maps)
-                maps = [
-                    _base.conv_bn_relu(m, n_in * gr[s], 1, name=f"layer{n}_s{s + 1}_transition")
-                    for s, m in zip(range(first, n_scales), maps)
-                ]
-        # The exit reads the coarsest scale, after the whole block has run.
-        end = (
-            maps[-1]
-            if len(maps) == 1
-            else RunAfter(name=f"block{len(features) + 1}_end")([maps[-1], *maps[:-1]])
-        )
-        features.append(end)
+    maps = _stem(x, n_channels, gr, imagenet)
+    features = _blocks(
+        maps, steps, schedule, cuts, gr, bn, n_channels, growth_rate, reduction, prune,
+        bottleneck,
+    )  # fmt: skip
 
     def pre(x, name):
         width = x.shape[-1] if imagenet else 128
@@ -329,3 +365,15 @@ def MSDNet(
         config=config,
         name=name or "msdnet",
     )
+
+
+def MSDNetCIFAR(**kwargs) -> AnytimeModel:
+    """`MSDNet(**MSDNET_CONFIGS["cifar_anytime"], **kwargs)`: the paper's CIFAR anytime
+    model (7 blocks and exits, 3 scales); `weights="cifar10"` loads `msdnet_cifar10`."""
+    return MSDNet(**{**MSDNET_CONFIGS["cifar_anytime"], **kwargs})
+
+
+def MSDNetImageNet(**kwargs) -> AnytimeModel:
+    """`MSDNet(**MSDNET_CONFIGS["imagenet_step4"], **kwargs)`: the paper's ImageNet
+    step-4 model (5 blocks and exits, 4 scales), input (224, 224, 3)."""
+    return MSDNet(**{**MSDNET_CONFIGS["imagenet_step4"], **kwargs})

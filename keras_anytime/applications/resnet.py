@@ -71,6 +71,7 @@ def _depth_error(depth) -> str:
     )
 
 
+@base.shared_docstring
 def AnytimeResNet(
     depth: int = 20,
     width: int | None = None,
@@ -103,13 +104,8 @@ def AnytimeResNet(
     Dense(classes); ResNet-20 has 9 units and 9 exits at exit_every=1.
 
     Args:
-        include_top: True: outputs `exit_1 … exit_K` of shape (batch, classes), shallow
-            to deep. False: outputs `features_1 … features_K`, the (batch, h, w, c) maps
-            each head would read (the units' outputs, before the head's BN-ReLU).
-        weights: None, "cifar10" (zoo preset of this configuration) or a weights file.
-        input_tensor, input_shape: as in keras.applications; input is raw RGB 0..255.
-        classes, classifier_activation: of every exit head.
-        include_preprocessing: normalise inputs in the model (per-channel mean/std).
+        depth, width, exit_every, variant: as above.
+        {shared arguments}
 
     Returns:
         An `AnytimeModel`.
@@ -167,3 +163,24 @@ def AnytimeResNet(
         config=config,
         name=name or f"anytime_resnet{depth}",
     )
+
+
+def AnytimeResNet20(**kwargs) -> AnytimeModel:
+    """`AnytimeResNet(depth=20, **kwargs)`: the CIFAR form, 9 units (9 exits at
+    exit_every=1); `weights="cifar10"` loads the zoo's `resnet20_cifar10`."""
+    return AnytimeResNet(depth=20, **kwargs)
+
+
+def AnytimeResNet32(**kwargs) -> AnytimeModel:
+    """`AnytimeResNet(depth=32, **kwargs)`: the CIFAR form, 15 units."""
+    return AnytimeResNet(depth=32, **kwargs)
+
+
+def AnytimeResNet56(**kwargs) -> AnytimeModel:
+    """`AnytimeResNet(depth=56, **kwargs)`: the CIFAR form, 27 units."""
+    return AnytimeResNet(depth=56, **kwargs)
+
+
+def AnytimeResNet110(**kwargs) -> AnytimeModel:
+    """`AnytimeResNet(depth=110, **kwargs)`: the CIFAR form, 54 units."""
+    return AnytimeResNet(depth=110, **kwargs)

@@ -94,16 +94,14 @@ def describe(data_dir: str | os.PathLike) -> dict:
         if not isinstance(info, dict) or not isinstance(info.get("name"), str):
             raise ValueError(f'{declared} must be a JSON object with a "name", got {info!r}.')
         return info
-    x, y = _read_folder(folder)
-    if len(x) > TRAIN_SIZE:
-        digest = val_digest(x[TRAIN_SIZE:], y[TRAIN_SIZE:])
-        for name, agreed in AGREED_VAL_SHA256.items():
-            if digest == agreed:
-                return {"name": name, "val_sha256": digest}
+    digest = _folder_val_digest(*_folder_files(folder))
+    for name, agreed in AGREED_VAL_SHA256.items():
+        if digest == agreed:
+            return {"name": name, "val_sha256": digest}
     return {"name": None}
 
 
-def _check_holds(folder: Path, name: str, split: str, x, y) -> None:
+def _check_holds(folder: Path, name: str, split: str) -> None:
     """Raise unless `folder` holds data set `name` and, for a CIFAR-10 `val`, the agreed
     images."""
     held = describe(folder).get("name")
@@ -118,7 +116,8 @@ def _check_holds(folder: Path, name: str, split: str, x, y) -> None:
             f"{name!r}. Point data_dir (or {ENV_VAR}) at a folder of {name!r}, or unset both "
             f"to load {name!r} through tensorflow-datasets."
         )
-    if split == "val" and name in AGREED_VAL_SHA256 and val_digest(x, y) != AGREED_VAL_SHA256[name]:
+    digest = _folder_val_digest(*_folder_files(folder)) if split == "val" else None
+    if split == "val" and name in AGREED_VAL_SHA256 and digest != AGREED_VAL_SHA256[name]:
         raise ValueError(
             f"The val split of {folder} is not the agreed {name} val images (records "
             "45,000..49,999 of the project's local copy, on which the zoo is measured), so "
@@ -154,13 +153,18 @@ def load_numpy(
                     f"{folder} has {len(x)} training records; val needs > {TRAIN_SIZE}."
                 )
             x, y = x[TRAIN_SIZE:], y[TRAIN_SIZE:]
-    _check_holds(folder, name, split, x, y)
+    _check_holds(folder, name, split)
     return x, y
 
 
 def _read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """All training records of a local folder: its `train-<n>.npz` shards in order, else
     its `train-jpeg.npz`."""
+    return _read(*_folder_files(folder))
+
+
+def _folder_files(folder: Path) -> tuple[tuple[Path, ...], tuple[int, ...]]:
+    """The training files of a local folder (see `_read_folder`) and their mtimes."""
     shards = [p for p in folder.glob("train-*.npz") if p.stem.split("-", 1)[1].isdigit()]
     files = sorted(shards, key=lambda p: int(p.stem.split("-", 1)[1]))
     if not files and (folder / "train-jpeg.npz").is_file():
@@ -171,7 +175,15 @@ def _read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{ENV_VAR}) at a folder laid out like shared/data/cifar10, or leave both unset "
             "to use tensorflow-datasets."
         )
-    return _read(tuple(files), tuple(f.stat().st_mtime_ns for f in files))
+    return tuple(files), tuple(f.stat().st_mtime_ns for f in files)
+
+
+@functools.lru_cache(maxsize=4)
+def _folder_val_digest(files: tuple[Path, ...], mtimes: tuple[int, ...]) -> str | None:
+    """`val_digest` of records 45,000.. of those files (None if there are none), hashed
+    once per process and file version."""
+    x, y = _read(files, mtimes)
+    return val_digest(x[TRAIN_SIZE:], y[TRAIN_SIZE:]) if len(x) > TRAIN_SIZE else None
 
 
 @functools.lru_cache(maxsize=2)

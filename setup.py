@@ -28,7 +28,9 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "jax[cpu]", "torch==2.13.0", "ruff"],
+        "test": ["pytest", "pytest-xdist", "jax[cpu]", "torch==2.13.0", "ruff", "ai-edge-litert"],
+        # running exported LiteRT models (EarlyExitPredictor.export(format="litert"))
+        "export": ["ai-edge-litert"],
         "notebooks": ["jupyter", "nbconvert", "nbformat", "matplotlib"],
         # benchmarks/train_throughput.py's plain-PyTorch reference (the CPU build)
         "bench": ["torch==2.13.0"],

@@ -231,6 +231,16 @@ class EarlyExitPredictor:
             ).tolist(),
         }
 
+    def export(
+        self, path: str | os.PathLike, format: str = "tf_saved_model", batch_size=None
+    ) -> None:
+        """Write the predictor, its exit policy inside, as a TensorFlow SavedModel or a
+        LiteRT model that run with TensorFlow (or the LiteRT interpreter) alone; see
+        `inference.export`."""
+        from keras_anytime.inference.export import export
+
+        export(self, path, format, batch_size)
+
     def save(self, path: str | os.PathLike) -> None:
         """Save the model to `path` (a `.keras` file) and the thresholds and costs to
         `path + ".early_exit.json"` (format in the module docstring)."""

@@ -17,9 +17,11 @@ from keras_anytime.flops import node_macs
 @dataclass
 class Stage:
     """One stage: `fn(inputs)` -> [exit probabilities (b, classes), the exit's output as
-    the model computes it, *handed-on tensors]."""
+    the model computes it, *handed-on tensors], `fn` being `post` of the functional
+    sub-model `model` over the original layers, compiled for the backend."""
 
     fn: Callable
+    model: keras.Model
     reads: list[int]  # state keys of its inputs, in order
     writes: list[int | None]  # state key of each output (None: not needed later)
     macs: int  # MACs of one image through this stage alone
@@ -172,6 +174,7 @@ def cut(model: keras.Model, post: Callable) -> list[Stage]:
         stages.append(
             Stage(
                 fn=compiled(sub, post),
+                model=sub,
                 reads=reads[k],
                 # [probabilities, the exit's raw output, *handed]: a later stage that
                 # reads the exit gets it as the model computes it (logits stay logits)

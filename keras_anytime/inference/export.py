@@ -1,0 +1,149 @@
+"""Exporting an `EarlyExitPredictor` with its exit policy inside: a TensorFlow SavedModel
+(and, from it, a LiteRT model) that takes images and returns each image's probabilities
+and the exit it left at, running later stages only on the images still in.
+
+The serving function is one TensorFlow graph with the calibrated thresholds as
+constants: stage k runs on the images left after exits 1..k-1, in a `tf.cond` that skips
+it (and every later stage) when none is left; for a batch size of 1 (LiteRT's default) the
+`tf.cond`s branch on the image's own confidence, with static shapes. Loading needs TensorFlow only:
+
+    served = tf.saved_model.load(path)
+    out = served.serve(images)  # {"probabilities": (N, classes), "exit": (N,) int32, 1-based}
+
+TensorFlow backend only (the stages are traced as TensorFlow graphs).
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+FORMATS = ("tf_saved_model", "litert")
+
+
+def _serving_function(predictor):
+    """fn(images (N, H, W, C)) -> {"probabilities", "exit"}: the predictor's policy as
+    TensorFlow operations."""
+    import tensorflow as tf
+
+    stages, thresholds = predictor._stages, [float(t) for t in predictor.thresholds]
+    classes, last = predictor.classes, predictor.num_exits
+
+    def run(k, state, rows, probs_out, exits_out):
+        stage = stages[k - 1]
+        outputs = predictor._post(
+            keras.tree.flatten(stage.model([state[key] for key in stage.reads], training=False))
+        )
+        probs = outputs[0]
+        if k == last:
+            leave = tf.ones_like(rows, dtype=tf.bool)
+        else:
+            leave = tf.reduce_max(probs, axis=1) >= thresholds[k - 1]
+        gone = tf.where(leave)[:, 0]
+        at = tf.gather(rows, gone)[:, None]
+        probs_out = tf.tensor_scatter_nd_update(probs_out, at, tf.gather(probs, gone))
+        exits_out = tf.tensor_scatter_nd_update(
+            exits_out, at, tf.fill(tf.shape(gone), tf.constant(k, tf.int32))
+        )
+        if k == last:
+            return probs_out, exits_out
+        state = {**state, **{key: v for key, v in zip(stage.writes, outputs) if key is not None}}
+        needed = {key for s in stages[k:] for key in s.reads}
+        stay = tf.where(tf.logical_not(leave))[:, 0]
+        state = {key: tf.gather(v, stay) for key, v in state.items() if key in needed}
+        rows = tf.gather(rows, stay)
+        return tf.cond(
+            tf.size(stay) > 0,
+            lambda: run(k + 1, state, rows, probs_out, exits_out),
+            lambda: (probs_out, exits_out),
+        )
+
+    def serve(images):
+        n = tf.shape(images)[0]
+        probs, exits = run(
+            1,
+            {0: images},
+            tf.range(n),
+            tf.zeros([n, classes], tf.float32),
+            tf.zeros([n], tf.int32),
+        )
+        return {"probabilities": probs, "exit": exits}
+
+    return serve
+
+
+def _single_image_function(predictor):
+    """The policy for one image at a time: nested `tf.cond`s on exit k's confidence, with
+    no gathers, so every shape is static (LiteRT's XNNPACK delegate then runs the stages)."""
+    import tensorflow as tf
+
+    stages, thresholds = predictor._stages, [float(t) for t in predictor.thresholds]
+    last = predictor.num_exits
+
+    def run(k, state):
+        stage = stages[k - 1]
+        outputs = predictor._post(
+            keras.tree.flatten(stage.model([state[key] for key in stage.reads], training=False))
+        )
+        probs, exit_k = outputs[0], tf.constant([k], tf.int32)
+        if k == last:
+            return probs, exit_k
+        state = {**state, **{key: v for key, v in zip(stage.writes, outputs) if key is not None}}
+        needed = {key for s in stages[k:] for key in s.reads}
+        state = {key: v for key, v in state.items() if key in needed}
+        return tf.cond(
+            tf.reduce_max(probs) >= thresholds[k - 1],
+            lambda: (probs, exit_k),
+            lambda: run(k + 1, state),
+        )
+
+    def serve(images):
+        probs, exits = run(1, {0: images})
+        return {"probabilities": probs, "exit": exits}
+
+    return serve
+
+
+def export(predictor, path: str | os.PathLike, format: str = "tf_saved_model", batch_size=None):
+    """Write `predictor` (model, stages and thresholds) to `path`.
+
+    Args:
+        format: "tf_saved_model" (a folder; `tf.saved_model.load(path).serve(images)`)
+            or "litert" (a `.tflite` file; the LiteRT interpreter's `serve` signature).
+        batch_size: the serving signature's batch size; None: any (SavedModel). LiteRT
+            defaults to 1. At batch size 1 the graph branches on the image's confidence
+            with static shapes; otherwise it gathers the images still in at each stage.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"Unknown export format {format!r}: use one of {FORMATS}.")
+    if keras.config.backend() != "tensorflow":
+        raise ValueError(
+            f"Exporting traces the stages as TensorFlow graphs; this process runs the "
+            f"{keras.config.backend()!r} backend. Run with KERAS_BACKEND=tensorflow."
+        )
+    import tensorflow as tf
+
+    if format == "litert" and batch_size is None:
+        batch_size = 1
+    shape = (batch_size, *predictor.model.inputs[0].shape[1:])
+    signature = [tf.TensorSpec(shape, predictor.model.inputs[0].dtype, name="images")]
+    archive = keras.export.ExportArchive()
+    archive.track(predictor.model)
+    serve = _single_image_function(predictor) if batch_size == 1 else _serving_function(predictor)
+    archive.add_endpoint("serve", serve, input_signature=signature)
+    path = os.fspath(path)
+    if format == "tf_saved_model":
+        archive.write_out(path, verbose=False)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as saved:
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serve"])
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+            tf.lite.OpsSet.SELECT_TF_OPS,
+        ]
+        with open(path, "wb") as f:
+            f.write(converter.convert())

@@ -65,7 +65,7 @@ def layer_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
         return math.prod(input_shape[1:]) * layer.units
     if isinstance(layer, _ELEMENTWISE + _POOLING):
         return 0
-    if not layer.weights:
+    if not getattr(layer, "weights", None):  # weightless layers and operations (x * y)
         return 0
     raise NotImplementedError(
         f"No MAC formula for layer {layer.name!r} of type {type(layer).__name__}; add one "

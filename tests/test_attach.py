@@ -42,6 +42,27 @@ def test_mobilenetv3_backbone_at_named_layers_frozen_trains_only_the_heads():
     assert not np.allclose(np.array(model.exit_weighting.weights_var), 1.0)
 
 
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="export traces TF graphs")
+@pytest.mark.parametrize("family", ["ResNet50", "MobileNetV3Small"])
+def test_exits_on_keras_applications_backbones_export(family, tmp_path):
+    import tensorflow as tf
+
+    kwargs = {"include_preprocessing": False} if family.startswith("MobileNet") else {}
+    backbone = getattr(keras.applications, family)(
+        include_top=False, weights=None, input_shape=(32, 32, 3), **kwargs
+    )
+    model = keras_anytime.attach_exits(backbone, every=4 if family == "ResNet50" else 3)
+    predictor = EarlyExitPredictor(model)
+    x = np.random.default_rng(1).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
+    predictor.thresholds = np.median(predictor.exit_probabilities(x).max(axis=2)[:-1], axis=1)
+    probs, exits = predictor.predict(x)
+    predictor.export(tmp_path / "served")
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    out = served.serve(tf.constant(x))
+    np.testing.assert_array_equal(out["exit"].numpy(), exits)
+    np.testing.assert_allclose(out["probabilities"].numpy(), probs, atol=1e-5)
+
+
 def test_a_single_exit_package_network_gets_heads_and_early_exit(tmp_path):
     single = AnytimeResNet(14, exit_every=99, include_top=False, input_shape=(16, 16, 3))
     backbone = keras.Model(single.inputs, single.outputs[-1])

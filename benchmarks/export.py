@@ -106,8 +106,11 @@ def main() -> None:
         predicted = np.concatenate([o["probabilities"] for o in outputs]).argmax(axis=1)
         baseline[name] = {"img_per_s": speed, "accuracy": float(np.mean(predicted == y_run))}
 
-    rows = []
+    rows, skipped = [], []
     for budget in (float(b) for b in args.budgets.split(",")):
+        if budget * last_macs < predictor.exit_macs[0]:  # below exit 1 alone: no policy meets it
+            skipped.append(budget)
+            continue
         # the predictor's budget is a fraction of its own full cost, every head included
         fit = predictor.calibrate(x_cal, y_cal, budget * last_macs / predictor.exit_macs[-1])
         probs, exits = predictor.predict(x_run)
@@ -153,7 +156,13 @@ def main() -> None:
             f"{100 * s['accuracy']:.2f} | {t['img_per_s']:.0f} | {t['speedup']:.2f} | "
             f"{100 * t['accuracy']:.2f} |"
         )
+    if skipped:
+        print(
+            f"\nSkipped budgets {skipped}: below exit 1 alone "
+            f"({predictor.exit_macs[0] / last_macs:.3f} of the last exit's MACs)."
+        )
     report = {
+        "skipped_budgets": skipped,
         "model": args.model,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,

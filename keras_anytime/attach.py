@@ -61,13 +61,14 @@ def attach_exits(
         base.positive_int(every, "every")
         adds = [layer for layer in backbone.layers if isinstance(layer, keras.layers.Add)]
         points = adds[:-1][every - 1 :: every]  # the output's exit stands for the last
+        if not points:
+            raise ValueError(
+                f"every={every} leaves no attachment point: {backbone.name} has "
+                f"{len(adds)} Add layers, the deepest of which the output's exit stands for. "
+                f"Use every <= {max(len(adds) - 1, 1)}, or `at` with layer names."
+            )
     else:
-        known = {layer.name: layer for layer in backbone.layers}
-        missing = [n for n in at if n not in known]
-        if missing:
-            raise ValueError(f"No layers named {missing} in {backbone.name}.")
-        chosen = {id(known[n]): known[n] for n in at}.values()
-        points = sorted(chosen, key=lambda layer: order[id(layer)])
+        points = _named_points(backbone, at, order)
     features = [layer.output for layer in points]
     if any(len(f.shape) != 4 for f in features):
         raise ValueError("Every attachment point must output a 4-D feature map.")
@@ -77,3 +78,34 @@ def attach_exits(
     make = head or (lambda x, k, n: base.exit_head(x, k, n, classifier_activation))
     exits = [make(x, k, classes) for k, x in enumerate(features, start=1)]
     return AnytimeModel(backbone.inputs, exits, name=name or f"{backbone.name}_anytime")
+
+
+def _named_points(backbone: keras.Model, at: Sequence[str], order: dict) -> list:
+    """The layers of `backbone` named in `at`, shallow to deep, or a ValueError naming the
+    names that are unknown, inside a nested model, or the output itself."""
+    known = {layer.name: layer for layer in backbone.layers}
+    nested = {
+        inner.name: layer.name
+        for layer in backbone.layers
+        if isinstance(layer, keras.Model)
+        for inner in layer.layers
+    }
+    inside = {n: nested[n] for n in at if n not in known and n in nested}
+    if inside:
+        raise ValueError(
+            f"Layers {sorted(inside)} are inside the nested model(s) "
+            f"{sorted(set(inside.values()))} of {backbone.name}, whose inner outputs it "
+            "cannot read: attach at layers of the outer model, or pass the nested model "
+            "itself as the backbone."
+        )
+    missing = [n for n in at if n not in known]
+    if missing:
+        raise ValueError(f"No layers named {missing} in {backbone.name}.")
+    output_layer = backbone.outputs[0]._keras_history[0]
+    if any(known[n] is output_layer for n in at):
+        raise ValueError(
+            f"{output_layer.name!r} makes {backbone.name}'s output, which gets an exit "
+            "already: attach only at layers before it."
+        )
+    chosen = {id(known[n]): known[n] for n in at}.values()
+    return sorted(chosen, key=lambda layer: order[id(layer)])

@@ -92,3 +92,20 @@ def test_bad_arguments_are_refused():
     )
     with pytest.raises(ValueError, match="one 4-D output.*include_top=False"):
         keras_anytime.attach_exits(pooled, every=1)
+    with pytest.raises(ValueError, match="every=99 leaves no attachment point"):
+        keras_anytime.attach_exits(backbone, every=99)
+    last = backbone.outputs[0]._keras_history[0].name
+    with pytest.raises(ValueError, match="output, which gets an exit already"):
+        keras_anytime.attach_exits(backbone, at=[last])
+
+
+def test_a_layer_inside_a_nested_model_is_refused_by_name():
+    inner = keras.applications.MobileNetV3Small(
+        include_top=False, weights=None, input_shape=(32, 32, 3), include_preprocessing=False
+    )
+    inputs = keras.Input((32, 32, 3))
+    outer = keras.Model(inputs, keras.layers.Conv2D(8, 1, name="after")(inner(inputs)))
+    add = next(layer.name for layer in inner.layers if isinstance(layer, keras.layers.Add))
+    with pytest.raises(ValueError, match=rf"\['{add}'\] are inside the nested model"):
+        keras_anytime.attach_exits(outer, at=[add])
+    assert keras_anytime.attach_exits(inner, at=[add]).num_exits == 2  # the nested model itself

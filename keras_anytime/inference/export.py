@@ -22,19 +22,29 @@ import keras
 FORMATS = ("tf_saved_model", "litert")
 
 
+def _run_stage(predictor, k: int, state: dict) -> tuple[list, dict]:
+    """Stage k on `state` ({key: tensor}): its outputs ([probabilities, ...]) and the state
+    that later stages read (this stage's writes added, what no later stage reads dropped)."""
+    stages = predictor._stages
+    stage = stages[k - 1]
+    outputs = predictor._post(
+        keras.tree.flatten(stage.model([state[key] for key in stage.reads], training=False))
+    )
+    state = {**state, **{key: v for key, v in zip(stage.writes, outputs) if key is not None}}
+    needed = {key for s in stages[k:] for key in s.reads}
+    return outputs, {key: v for key, v in state.items() if key in needed}
+
+
 def _serving_function(predictor):
     """fn(images (N, H, W, C)) -> {"probabilities", "exit"}: the predictor's policy as
     TensorFlow operations."""
     import tensorflow as tf
 
-    stages, thresholds = predictor._stages, [float(t) for t in predictor.thresholds]
+    thresholds = [float(t) for t in predictor.thresholds]
     classes, last = predictor.classes, predictor.num_exits
 
     def run(k, state, rows, probs_out, exits_out):
-        stage = stages[k - 1]
-        outputs = predictor._post(
-            keras.tree.flatten(stage.model([state[key] for key in stage.reads], training=False))
-        )
+        outputs, state = _run_stage(predictor, k, state)
         probs = outputs[0]
         if k == last:
             leave = tf.ones_like(rows, dtype=tf.bool)
@@ -48,10 +58,8 @@ def _serving_function(predictor):
         )
         if k == last:
             return probs_out, exits_out
-        state = {**state, **{key: v for key, v in zip(stage.writes, outputs) if key is not None}}
-        needed = {key for s in stages[k:] for key in s.reads}
         stay = tf.where(tf.logical_not(leave))[:, 0]
-        state = {key: tf.gather(v, stay) for key, v in state.items() if key in needed}
+        state = {key: tf.gather(v, stay) for key, v in state.items()}
         rows = tf.gather(rows, stay)
         return tf.cond(
             tf.size(stay) > 0,
@@ -78,20 +86,14 @@ def _single_image_function(predictor):
     no gathers, so every shape is static (LiteRT's XNNPACK delegate then runs the stages)."""
     import tensorflow as tf
 
-    stages, thresholds = predictor._stages, [float(t) for t in predictor.thresholds]
+    thresholds = [float(t) for t in predictor.thresholds]
     last = predictor.num_exits
 
     def run(k, state):
-        stage = stages[k - 1]
-        outputs = predictor._post(
-            keras.tree.flatten(stage.model([state[key] for key in stage.reads], training=False))
-        )
+        outputs, state = _run_stage(predictor, k, state)
         probs, exit_k = outputs[0], tf.constant([k], tf.int32)
         if k == last:
             return probs, exit_k
-        state = {**state, **{key: v for key, v in zip(stage.writes, outputs) if key is not None}}
-        needed = {key for s in stages[k:] for key in s.reads}
-        state = {key: v for key, v in state.items() if key in needed}
         return tf.cond(
             tf.reduce_max(probs) >= thresholds[k - 1],
             lambda: (probs, exit_k),

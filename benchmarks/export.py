@@ -5,7 +5,8 @@ For each budget (fractions of the last-exit-only network's MACs) the predictor i
 calibrated on the first half of `val` (records 45,000..47,499 of the local CIFAR-10
 folder), exported in both formats, and run one image at a time on `--images` images of
 the second half; the last-exit-only model (the graph from the input to the last exit,
-without the other heads) is exported and timed the same way, in the same run.
+without the other heads) is exported the same way; all artifacts are timed in one run,
+taking turns over `--rounds` passes (the median counts).
 
     python3 benchmarks/export.py MODEL --data-dir ../shared/data/cifar10
 
@@ -31,29 +32,16 @@ from ai_edge_litert.interpreter import Interpreter
 from keras_anytime import datasets, zoo
 from keras_anytime.flops import exit_flops
 from keras_anytime.inference import EarlyExitPredictor
+from keras_anytime.inference.export import export_model
 
 
 def export_last_exit(model: keras.Model, folder: Path) -> tuple[Path, Path]:
-    """The last-exit-only network as a SavedModel folder and a `.tflite` file, with the
-    same endpoint name, signature and converter settings as the early-exit export."""
+    """The last-exit-only network as a SavedModel folder and a `.tflite` file, written
+    as the early-exit export writes its stages (`inference.export.export_model`)."""
     last = keras.Model(model.inputs, model.outputs[-1])
-    archive = keras.export.ExportArchive()
-    archive.track(last)
-    shape = (1, *model.inputs[0].shape[1:])
-    archive.add_endpoint(
-        "serve",
-        lambda images: {"probabilities": last(images, training=False)},
-        input_signature=[tf.TensorSpec(shape, model.inputs[0].dtype, name="images")],
-    )
-    saved = folder / "last_exit"
-    archive.write_out(str(saved), verbose=False)
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
-    converter.target_spec.supported_ops = [
-        tf.lite.OpsSet.TFLITE_BUILTINS,
-        tf.lite.OpsSet.SELECT_TF_OPS,
-    ]
-    lite = folder / "last_exit.tflite"
-    lite.write_bytes(converter.convert())
+    saved, lite = folder / "last_exit", folder / "last_exit.tflite"
+    export_model(last, saved, batch_size=1)
+    export_model(last, lite, format="litert")
     return saved, lite
 
 
@@ -67,14 +55,19 @@ def litert_runner(path: Path):
     return lambda image: serve(images=image)
 
 
-def batch_1(run, x: np.ndarray) -> tuple[list[dict], float]:
-    """The outputs of `run` on each image of `x`, and its images/s on the second of two
-    passes."""
-    outputs = [run(x[i : i + 1]) for i in range(len(x))]
-    start = time.perf_counter()
-    for i in range(len(x)):
-        run(x[i : i + 1])
-    return outputs, len(x) / (time.perf_counter() - start)
+def batch_1(runners: dict, x: np.ndarray, rounds: int) -> tuple[dict, dict]:
+    """Each runner's outputs on each image of `x` (a warm-up pass), then its median images/s
+    over `rounds` passes, the runners taking turns each round so that they share any
+    change in the machine's speed."""
+    outputs = {name: [run(x[i : i + 1]) for i in range(len(x))] for name, run in runners.items()}
+    speeds = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            for i in range(len(x)):
+                run(x[i : i + 1])
+            speeds[name].append(len(x) / (time.perf_counter() - start))
+    return outputs, {name: float(np.median(v)) for name, v in speeds.items()}
 
 
 def main() -> None:
@@ -83,6 +76,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="local CIFAR-10 NumPy folder")
     parser.add_argument("--budgets", default="0.25,0.5,1.0", help="of the last exit's MACs")
     parser.add_argument("--images", type=int, default=1000, help="val images run at batch 1")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes per artifact")
     parser.add_argument("--json", default=None, help="also write the JSON report here")
     args = parser.parse_args()
 
@@ -94,18 +88,12 @@ def main() -> None:
     x_run, y_run = x[half : half + args.images], y[half : half + args.images]
     predictor = EarlyExitPredictor(model)
     last_macs = exit_flops(model)[-1]  # the last exit alone, without the other heads
+    formats = ("tf_saved_model", "litert")
 
     folder = Path(tempfile.mkdtemp(prefix="export_bench_"))
     saved, lite = export_last_exit(model, folder)
-    baseline = {}
-    for name, run in (
-        ("tf_saved_model", saved_model_runner(saved)),
-        ("litert", litert_runner(lite)),
-    ):
-        outputs, speed = batch_1(run, x_run)
-        predicted = np.concatenate([o["probabilities"] for o in outputs]).argmax(axis=1)
-        baseline[name] = {"img_per_s": speed, "accuracy": float(np.mean(predicted == y_run))}
-
+    runners = {("last", "tf_saved_model"): saved_model_runner(saved)}
+    runners[("last", "litert")] = litert_runner(lite)
     rows, skipped = [], []
     for budget in (float(b) for b in args.budgets.split(",")):
         if budget * last_macs < predictor.exit_macs[0]:  # below exit 1 alone: no policy meets it
@@ -114,28 +102,40 @@ def main() -> None:
         # the predictor's budget is a fraction of its own full cost, every head included
         fit = predictor.calibrate(x_cal, y_cal, budget * last_macs / predictor.exit_macs[-1])
         probs, exits = predictor.predict(x_run)
-        row = {
-            "budget": budget,
-            "average_macs": predictor.average_macs(exits),
-            "python_accuracy": float(np.mean(probs.argmax(axis=1) == y_run)),
-            "thresholds": fit["thresholds"],
-        }
+        rows.append(
+            {
+                "budget": budget,
+                "average_macs": predictor.average_macs(exits),
+                "python_accuracy": float(np.mean(probs.argmax(axis=1) == y_run)),
+                "thresholds": fit["thresholds"],
+                "python_exits": exits,
+            }
+        )
         predictor.export(folder / f"early_{budget}", batch_size=1)
         predictor.export(folder / f"early_{budget}.tflite", format="litert")
-        for name, run in (
-            ("tf_saved_model", saved_model_runner(folder / f"early_{budget}")),
-            ("litert", litert_runner(folder / f"early_{budget}.tflite")),
-        ):
-            outputs, speed = batch_1(run, x_run)
-            got = np.array([int(o["exit"][0]) for o in outputs])
-            predicted = np.concatenate([o["probabilities"] for o in outputs]).argmax(axis=1)
-            row[name] = {
-                "img_per_s": speed,
-                "speedup": speed / baseline[name]["img_per_s"],
-                "accuracy": float(np.mean(predicted == y_run)),
+        runners[(budget, "tf_saved_model")] = saved_model_runner(folder / f"early_{budget}")
+        runners[(budget, "litert")] = litert_runner(folder / f"early_{budget}.tflite")
+
+    outputs, speeds = batch_1(runners, x_run, args.rounds)
+
+    def accuracy(key) -> float:
+        predicted = np.concatenate([o["probabilities"] for o in outputs[key]]).argmax(axis=1)
+        return float(np.mean(predicted == y_run))
+
+    baseline = {
+        f: {"img_per_s": speeds["last", f], "accuracy": accuracy(("last", f))} for f in formats
+    }
+    for row in rows:
+        exits = row.pop("python_exits")
+        for f in formats:
+            key = (row["budget"], f)
+            got = np.array([int(o["exit"][0]) for o in outputs[key]])
+            row[f] = {
+                "img_per_s": speeds[key],
+                "speedup": speeds[key] / baseline[f]["img_per_s"],
+                "accuracy": accuracy(key),
                 "exits_equal_python": float(np.mean(got == exits)),
             }
-        rows.append(row)
 
     print(f"{model.name}: last exit alone {last_macs / 1e6:.2f} MMACs, {len(x_run)} val images")
     print(f"({half} calibration images), batch 1\n")
@@ -168,6 +168,7 @@ def main() -> None:
         "tensorflow": tf.__version__,
         "last_exit_macs": last_macs,
         "images": len(x_run),
+        "rounds": args.rounds,
         "last_exit_only": baseline,
         "early_exit": rows,
     }

@@ -2,13 +2,19 @@
 (and, from it, a LiteRT model) that takes images and returns each image's probabilities
 and the exit it left at, running later stages only on the images still in.
 
-The serving function is one TensorFlow graph with the calibrated thresholds as
-constants: stage k runs on the images left after exits 1..k-1, in a `tf.cond` that skips
+The serving function is one TensorFlow graph with the calibrated thresholds and the
+weights as constants: stage k runs on the images left after exits 1..k-1, in a `tf.cond` that skips
 it (and every later stage) when none is left; for a batch size of 1 (LiteRT's default) the
 `tf.cond`s branch on the image's own confidence, with static shapes. Loading needs TensorFlow only:
 
     served = tf.saved_model.load(path)
     out = served.serve(images)  # {"probabilities": (N, classes), "exit": (N,) int32, 1-based}
+
+Each stage is traced as its own TensorFlow function with its weights frozen into it, so
+a `tf.cond` hands on only the few tensors that flow between stages: with the weights as
+variables every `tf.cond` also took each later stage's variables as inputs (433 on the
+zoo's MSDNet), which cost TensorFlow's runtime about as much as the stages it skipped
+(benchmarks/README.md, "Exported early exit"). The artifact is for inference only.
 
 TensorFlow backend only (the stages are traced as TensorFlow graphs).
 """
@@ -16,26 +22,41 @@ TensorFlow backend only (the stages are traced as TensorFlow graphs).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import keras
 
 FORMATS = ("tf_saved_model", "litert")
 
 
-def _run_stage(predictor, k: int, state: dict) -> tuple[list, dict]:
-    """Stage k on `state` ({key: tensor}): its outputs ([probabilities, ...]) and the state
-    that later stages read (this stage's writes added, what no later stage reads dropped)."""
+def frozen(model: keras.Model, batch_size: int | None = None) -> Callable:
+    """`model`'s inference function as a TensorFlow function with its weights as
+    constants: `fn(inputs)` -> the flat list of outputs, for inputs of `batch_size` rows
+    (None: any)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    specs = [tf.TensorSpec((batch_size, *t.shape[1:]), t.dtype) for t in model.inputs]
+    traced = tf.function(lambda *inputs: keras.tree.flatten(model(list(inputs), training=False)))
+    fn = convert_variables_to_constants_v2(traced.get_concrete_function(*specs))
+    return lambda inputs: fn(*inputs)
+
+
+def _run_stage(predictor, calls: list, k: int, state: dict) -> tuple[list, dict]:
+    """Stage k (`calls[k - 1]`, its frozen function) on `state` ({key: tensor}): its
+    outputs ([probabilities, ...]) and the state that later stages read (this stage's
+    writes added, what no later stage reads dropped)."""
     stages = predictor._stages
     stage = stages[k - 1]
-    outputs = predictor._post(
-        keras.tree.flatten(stage.model([state[key] for key in stage.reads], training=False))
-    )
+    outputs = predictor._post(calls[k - 1]([state[key] for key in stage.reads]))
     state = {**state, **{key: v for key, v in zip(stage.writes, outputs) if key is not None}}
     needed = {key for s in stages[k:] for key in s.reads}
     return outputs, {key: v for key, v in state.items() if key in needed}
 
 
-def _serving_function(predictor):
+def _serving_function(predictor, calls: list):
     """fn(images (N, H, W, C)) -> {"probabilities", "exit"}: the predictor's policy as
     TensorFlow operations."""
     import tensorflow as tf
@@ -44,7 +65,7 @@ def _serving_function(predictor):
     classes, last = predictor.classes, predictor.num_exits
 
     def run(k, state, rows, probs_out, exits_out):
-        outputs, state = _run_stage(predictor, k, state)
+        outputs, state = _run_stage(predictor, calls, k, state)
         probs = outputs[0]
         if k == last:
             leave = tf.ones_like(rows, dtype=tf.bool)
@@ -81,7 +102,7 @@ def _serving_function(predictor):
     return serve
 
 
-def _single_image_function(predictor):
+def _single_image_function(predictor, calls: list):
     """The policy for one image at a time: nested `tf.cond`s on exit k's confidence, with
     no gathers, so every shape is static (LiteRT's XNNPACK delegate then runs the stages)."""
     import tensorflow as tf
@@ -90,7 +111,7 @@ def _single_image_function(predictor):
     last = predictor.num_exits
 
     def run(k, state):
-        outputs, state = _run_stage(predictor, k, state)
+        outputs, state = _run_stage(predictor, calls, k, state)
         probs, exit_k = outputs[0], tf.constant([k], tf.int32)
         if k == last:
             return probs, exit_k
@@ -117,6 +138,26 @@ def export(predictor, path: str | os.PathLike, format: str = "tf_saved_model", b
             defaults to 1. At batch size 1 the graph branches on the image's confidence
             with static shapes; otherwise it gathers the images still in at each stage.
     """
+    signature, batch_size = _signature(predictor.model, format, batch_size)
+    calls = [frozen(stage.model, batch_size) for stage in predictor._stages]
+    policy = _single_image_function if batch_size == 1 else _serving_function
+    _write(policy(predictor, calls), signature, path, format)
+
+
+def export_model(
+    model: keras.Model, path: str | os.PathLike, format: str = "tf_saved_model", batch_size=None
+) -> None:
+    """Write a one-output `model` as `export` writes a predictor (frozen weights, the same
+    endpoint and converter settings), `serve` returning {"probabilities"}: the baseline
+    that an early-exit export is measured against."""
+    signature, batch_size = _signature(model, format, batch_size)
+    fn = frozen(model, batch_size)
+    _write(lambda images: {"probabilities": fn([images])[0]}, signature, path, format)
+
+
+def _signature(model: keras.Model, format: str, batch_size: int | None) -> tuple[list, int | None]:
+    """The `serve` input signature for `model`'s images, and the batch size (LiteRT: 1 by
+    default); raises on an unknown format or a backend other than TensorFlow."""
     if format not in FORMATS:
         raise ValueError(f"Unknown export format {format!r}: use one of {FORMATS}.")
     if keras.config.backend() != "tensorflow":
@@ -128,12 +169,17 @@ def export(predictor, path: str | os.PathLike, format: str = "tf_saved_model", b
 
     if format == "litert" and batch_size is None:
         batch_size = 1
-    shape = (batch_size, *predictor.model.inputs[0].shape[1:])
-    signature = [tf.TensorSpec(shape, predictor.model.inputs[0].dtype, name="images")]
+    shape = (batch_size, *model.inputs[0].shape[1:])
+    return [tf.TensorSpec(shape, model.inputs[0].dtype, name="images")], batch_size
+
+
+def _write(serve: Callable, signature: list, path: str | os.PathLike, format: str) -> None:
+    """`serve` as the `serve` endpoint of a SavedModel folder or a LiteRT file at `path`."""
+    import tensorflow as tf
+
     archive = keras.export.ExportArchive()
-    archive.track(predictor.model)
-    serve = _single_image_function(predictor) if batch_size == 1 else _serving_function(predictor)
-    archive.add_endpoint("serve", serve, input_signature=signature)
+    # traced here: ExportArchive's own wrapping ran the batch-1 graph about 10% slower
+    archive.add_endpoint("serve", tf.function(serve, input_signature=signature))
     path = os.fspath(path)
     if format == "tf_saved_model":
         archive.write_out(path, verbose=False)

@@ -26,7 +26,9 @@ import keras_anytime  # noqa: F401  registers the package's classes for load_mod
 from keras_anytime import datasets
 from keras_anytime.inference import EarlyExitPredictor
 
-FLAGS = ("lr", "batch_size", "weight_decay", "label_smoothing", "cutout", "weighting", "epochs")
+FLAGS = (
+    "lr", "batch_size", "weight_decay", "label_smoothing", "ema", "cutout", "weighting", "epochs"
+)  # fmt: skip
 
 
 def early_exit_accuracy(model, x, y, budget: float) -> tuple[float, float]:
@@ -74,15 +76,16 @@ def main() -> None:
             }
         )
     print(
-        "| run | weighting | lr | batch | wd | smoothing | cutout | epochs | val exit 1 | "
+        "| run | weighting | lr | batch | wd | smoothing | EMA | cutout | epochs | val exit 1 | "
         f"val last | mean | early exit at {args.budget} | h |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ee = "-" if r["early_exit_accuracy"] is None else f"{100 * r['early_exit_accuracy']:.2f}"
         print(
             f"| {r['run']} | {r['weighting']} | {r['lr']} | {r['batch_size']} | "
-            f"{r['weight_decay']} | {r['label_smoothing']} | {r['cutout']} | {r['epochs']} | "
+            f"{r['weight_decay']} | {r['label_smoothing']} | {r['ema']} | {r['cutout']} | "
+            f"{r['epochs']} | "
             f"{100 * r['val_first']:.2f} | {100 * r['val_last']:.2f} | "
             f"{100 * r['val_mean']:.2f} | {ee} | {r['hours']:.2f} |"
         )

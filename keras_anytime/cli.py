@@ -131,6 +131,9 @@ def _add_train(verbs) -> None:
     )
     t.add_argument("--label-smoothing", type=float, default=None, help="(the recipe's)")
     t.add_argument(
+        "--ema", type=float, default=None, help="weight EMA momentum, 0: none (the recipe's)"
+    )
+    t.add_argument(
         "--precision",
         choices=("auto", "bfloat16", "float32"),
         default="auto",

@@ -278,13 +278,23 @@ def _compiled_model(args, steps: int):
         if args.label_smoothing is None
         else args.label_smoothing
     )
+    ema = _ema(args)
     model.compile(
-        recipes.optimizer(args.recipe, args.epochs, steps, args.batch_size, args.lr, weight_decay),
+        recipes.optimizer(
+            args.recipe, args.epochs, steps, args.batch_size, args.lr, weight_decay, ema
+        ),
         SparseCategoricalCrossentropy(smoothing),
         loss_weights=loss_weights(args, model.num_exits),
         metrics=["accuracy"],
     )
     return model
+
+
+def _ema(args) -> float:
+    """The weight-EMA momentum of `args` (0: none): --ema, else the recipe's."""
+    from keras_anytime import recipes
+
+    return recipes.EMA[args.recipe] if args.ema is None else args.ema
 
 
 def _callbacks(args, out: Path, num_exits: int) -> list:
@@ -306,6 +316,11 @@ def _callbacks(args, out: Path, num_exits: int) -> list:
             initial_value_threshold=_best_so_far(out / "history.csv", monitor),
         ),
     ]
+    if _ema(args):
+        # after the backup, which keeps the trained weights (and the average in the
+        # optimizer), before the checkpoint and the log, which see the averaged ones;
+        # validation runs on the average too
+        callbacks.insert(3, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if args.weighting == "adaloss":
         adaloss = AdaLoss(
             momentum=args.adaloss_momentum,

@@ -91,6 +91,22 @@ def test_train_is_killed_and_resumes_then_eval(cifar_dir, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_train_with_ema_validates_and_ends_on_the_average(cifar_dir, tmp_path):
+    out = tmp_path / "ema"
+    run = subprocess.run(
+        [*_train_cmd(out, cifar_dir, 2), "--ema", "0.5", "--lr", "0.5"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((out / "run.json").read_text())["args"]["ema"] == 0.5
+    with open(out / "history.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    # the last epoch validated the averaged weights, and the saved model holds them
+    report = json.loads((out / "eval.json").read_text())
+    # (exit 1: the deeper exits' losses are past where eval's clipped probabilities agree)
+    assert float(last["val_exit_1_loss"]) == pytest.approx(report["exits"][0]["loss"], rel=1e-4)
+
+
 def test_zoo_list(capsys):
     assert cli.main(["zoo", "list"]) == 0
     assert capsys.readouterr().out.strip()

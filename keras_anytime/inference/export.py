@@ -34,6 +34,8 @@ def frozen(model: keras.Model, batch_size: int | None = None) -> Callable:
     constants: `fn(inputs)` -> the flat list of outputs, for inputs of `batch_size` rows
     (None: any)."""
     import tensorflow as tf
+
+    # TensorFlow has no public name for this: it is what its LiteRT converter freezes with
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )

@@ -27,9 +27,8 @@ class AdaLoss(keras.callbacks.Callback):
     `final_extra`, so when the last exit already weighs most (its loss is the lowest) it
     stays at 1 and the others shrink by `1 / (1 + final_extra)` before the floor; it puts
     the epsilon after the inversion (`1 / avg + 1e-8`), a difference below float32
-    precision. The weights are
-    relative to the best-weighted exit (the largest is 1): `gamma` is a floor relative to
-    it, not a share of a sum.
+    precision. The weights are relative to the best-weighted exit (the largest is 1):
+    `gamma` is a floor relative to it, not a share of a sum.
     Before the first update the weights are those given to `compile` (all 1 by default).
 
     The update runs inside the compiled training step (on TensorFlow and JAX), from the

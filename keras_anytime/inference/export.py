@@ -3,9 +3,10 @@
 and the exit it left at, running later stages only on the images still in.
 
 The serving function is one TensorFlow graph with the calibrated thresholds and the
-weights as constants: stage k runs on the images left after exits 1..k-1, in a `tf.cond` that skips
-it (and every later stage) when none is left; for a batch size of 1 (LiteRT's default) the
-`tf.cond`s branch on the image's own confidence, with static shapes. Loading needs TensorFlow only:
+weights as constants: stage k runs on the images left after exits 1..k-1, in a `tf.cond`
+that skips it (and every later stage) when none is left; for a batch size of 1 (LiteRT's
+default) the `tf.cond`s branch on the image's own confidence, with static shapes. Loading
+needs TensorFlow only:
 
     served = tf.saved_model.load(path)
     out = served.serve(images)  # {"probabilities": (N, classes), "exit": (N,) int32, 1-based}

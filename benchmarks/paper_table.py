@@ -1,28 +1,47 @@
 """The paper's comparison (Hu et al., AAAI 2019, Table 1 style) at a scale these machines run.
 
-One AnytimeResNet (exits every unit) is trained with the same schedule and seed under
-CONST, HALF-END and AdaLoss; the OPT baselines are the same network trained with
-`--weighting opt --opt-at k` (only the path to exit k learns: a single-exit network) at
-about 1/4, 1/2, 3/4 and 1 of the depth. Each run is a resumable `keras-anytime train`;
-rerunning this script skips finished runs and resumes a killed one. The table is the
-relative increase in `val` error over OPT at each fraction of the depth, in %.
+One AnytimeResNet (an exit every unit) is trained with the same schedule under each static
+scheme (CONST, LINEAR, HALF-END, SIEVE), AdaLoss at the package's defaults and AdaLoss with
+the authors' CIFAR settings (momentum 0.99, final_extra 1.0); the OPT baselines are the
+same network trained with `--weighting opt --opt-at k` (only the path to exit k learns: a
+single-exit network) at about 1/4, 1/2, 3/4 and 1 of the depth. CONST, AdaLoss and OPT run
+under every seed of `--seeds`, the others under the first. With `--large-depth D`, a
+D-deep network with CONST (first seed) is the "large CONST" network of the paper's
+small-against-large claim. Each run is a resumable `keras-anytime train`; rerunning this
+script skips finished runs and resumes a killed one. The table is the relative increase in
+`val` error over OPT (its mean over seeds) at each fraction of the depth, in %.
 
-    python3 benchmarks/paper_table.py --depth 20 --epochs 5 --lr 0.2 --mixed-precision \
-        --data-dir ../shared/data/cifar10 --out runs/paper-r20-e5-lr0.2   # about 1 h, 2 cores
+    python3 benchmarks/paper_table.py --depth 20 --epochs 60 --recipe fast --seeds 0,1 \
+        --large-depth 32 --data-dir ../shared/data/cifar10 --out runs/paper-r20-e60
     python3 benchmarks/paper_table.py ... --dry-run      # print the commands only
 
-Writes benchmarks/paper_table.json and benchmarks/paper_anytime.png.
+Writes benchmarks/paper_table.json, benchmarks/paper_anytime.png and (with --large-depth)
+benchmarks/paper_small_vs_large.png.
 """
 
 import argparse
 import json
+import shlex
 import subprocess
 from pathlib import Path
+
+import numpy as np
 
 from keras_anytime.evaluation import plot_anytime_curves, relative_error_increase
 
 FRACTIONS = {"1/4": 0.25, "1/2": 0.5, "3/4": 0.75, "1": 1.0}
-WEIGHTINGS = ("const", "half_end", "adaloss")
+SCHEMES = {
+    "const": ["--weighting", "const"],
+    "linear": ["--weighting", "linear"],
+    "half_end": ["--weighting", "half_end"],
+    "sieve": ["--weighting", "sieve"],
+    "adaloss": ["--weighting", "adaloss"],
+    # the authors' CIFAR scripts' settings
+    "adaloss_cifar": [
+        "--weighting", "adaloss", "--adaloss-momentum", "0.99", "--final-extra", "1.0"
+    ],
+}  # fmt: skip
+SEEDED = ("const", "adaloss", "opt")  # these run under every seed
 
 
 def exit_at(fraction: float, num_exits: int) -> int:
@@ -30,21 +49,47 @@ def exit_at(fraction: float, num_exits: int) -> int:
     return max(1, round(fraction * num_exits))
 
 
-def train_command(args, weighting: str, out: Path, opt_at: int | None = None) -> list[str]:
+def train_command(
+    args, flags: list[str], out: Path, seed: int, depth: int | None = None
+) -> list[str]:
     cmd = [
-        "keras-anytime", "train", "--family", "resnet", "--depth", str(args.depth),
-        "--exit-every", "1", "--weighting", weighting, "--epochs", str(args.epochs),
-        "--recipe", args.recipe, "--seed", str(args.seed), "--out", str(out), "--verbose", "2",
+        "keras-anytime", "train", "--family", "resnet", "--depth", str(depth or args.depth),
+        "--exit-every", "1", *flags, "--epochs", str(args.epochs), "--recipe", args.recipe,
+        "--seed", str(seed), "--out", str(out), "--verbose", "2",
     ]  # fmt: skip
-    if opt_at is not None:
-        cmd += ["--opt-at", str(opt_at)]
-    if args.lr is not None:
-        cmd += ["--lr", str(args.lr)]
+    cmd += shlex.split(args.train_args)
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
-    if args.mixed_precision:
-        cmd.append("--mixed-precision")
     return cmd
+
+
+def runs(args, num_exits: int) -> dict[tuple[str, int], tuple[list[str], Path]]:
+    """{(name, seed): (command, out folder)}: the schemes, OPT at each fraction of the depth
+    ("opt@1/4", ...) and, with --large-depth, "large_const"."""
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out)
+    planned = {}
+    for name, flags in SCHEMES.items():
+        for seed in seeds if name in SEEDED else seeds[:1]:
+            folder = out / f"{name}-s{seed}"
+            planned[name, seed] = (train_command(args, flags, folder, seed), folder)
+    for fraction_name, fraction in FRACTIONS.items():
+        k = exit_at(fraction, num_exits)
+        for seed in seeds:
+            folder = out / f"opt{k}-s{seed}"
+            flags = ["--weighting", "opt", "--opt-at", str(k)]
+            planned[f"opt@{fraction_name}", seed] = (
+                train_command(args, flags, folder, seed),
+                folder,
+            )
+    if args.large_depth:
+        folder = out / f"large{args.large_depth}-const-s{seeds[0]}"
+        flags = SCHEMES["const"]
+        planned["large_const", seeds[0]] = (
+            train_command(args, flags, folder, seeds[0], args.large_depth),
+            folder,
+        )
+    return planned
 
 
 def table(errors: dict[str, list[float]], opt_errors: dict[str, float], num_exits: int) -> dict:
@@ -64,41 +109,85 @@ def table(errors: dict[str, list[float]], opt_errors: dict[str, float], num_exit
     return result
 
 
+def assemble(accuracy: dict[tuple[str, int], list[float]], num_exits: int) -> dict:
+    """The JSON report from per-exit val accuracies {(name, seed): [acc exit 1..K]} (OPT
+    runs named "opt@1/4" ..., with the accuracies of their truncated network): `table` of
+    the means over seeds, each scheme's seeds apart under `per_seed`, and the seeds."""
+    seeds = {}
+    for name, seed in accuracy:
+        seeds.setdefault("opt" if name.startswith("opt@") else name, set()).add(seed)
+    seeds = {name: sorted(v) for name, v in seeds.items()}
+    opt_errors = {}
+    for f, x in FRACTIONS.items():
+        at = [accuracy[f"opt@{f}", s][exit_at(x, num_exits) - 1] for s in seeds["opt"]]
+        opt_errors[f] = 1 - float(np.mean(at))
+    names = [n for n in SCHEMES if n in seeds]
+
+    def errors(name: str, seed_list: list[int]) -> list[float]:
+        return list(1 - np.mean([accuracy[name, s] for s in seed_list], axis=0))
+
+    result = table({n: errors(n, seeds[n]) for n in names}, opt_errors, num_exits)
+    result["per_seed"] = {
+        n: {
+            str(s): table({n: errors(n, [s])}, opt_errors, num_exits)[
+                "relative_error_increase_vs_opt"
+            ][n]
+            for s in seeds[n]
+        }
+        for n in names
+    }
+    result["seeds"] = seeds
+    result["accuracy"] = {f"{n}-s{s}": [round(a, 4) for a in v] for (n, s), v in accuracy.items()}
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--depth", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--recipe", default="short")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    parser.add_argument("--depth", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--recipe", default="fast")
+    parser.add_argument("--seeds", default="0,1", help="CONST, AdaLoss and OPT run under each")
+    parser.add_argument("--large-depth", type=int, default=0, help="the large CONST network")
+    parser.add_argument("--train-args", default="", help="more train flags, e.g. '--lr 0.2'")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--out", default="runs/paper")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     num_exits = 3 * (args.depth - 2) // 6
-    out = Path(args.out)
-    runs = {w: (train_command(args, w, out / w), out / w) for w in WEIGHTINGS}
-    for name, fraction in FRACTIONS.items():
-        k = exit_at(fraction, num_exits)
-        runs[f"opt@{name}"] = (train_command(args, "opt", out / f"opt{k}", k), out / f"opt{k}")
-    for cmd, folder in runs.values():
+    planned = runs(args, num_exits)
+    for cmd, folder in planned.values():
         print(" ".join(cmd))
         if not args.dry_run and not (folder / "eval.json").is_file():
             subprocess.run(cmd, check=True)
     if args.dry_run:
         return
-    rows = {n: json.loads((f / "eval.json").read_text())["exits"] for n, (_, f) in runs.items()}
-    errors = {w: [1 - r["accuracy"] for r in rows[w]] for w in WEIGHTINGS}
-    opt_errors = {
-        name: 1 - rows[f"opt@{name}"][exit_at(f, num_exits) - 1]["accuracy"]
-        for name, f in FRACTIONS.items()
+    rows = {
+        key: json.loads((f / "eval.json").read_text())["exits"] for key, (_, f) in planned.items()
     }
-    result = table(errors, opt_errors, num_exits)
-    result["commands"] = [" ".join(cmd) for cmd, _ in runs.values()]
+    accuracy = {
+        key: [r["accuracy"] for r in v] for key, v in rows.items() if key[0] != "large_const"
+    }
+    result = assemble(accuracy, num_exits)
+    result.update(epochs=args.epochs, recipe=args.recipe, train_args=args.train_args)
+    result["commands"] = [" ".join(cmd) for cmd, _ in planned.values()]
     here = Path(__file__).resolve().parent
+    first = int(args.seeds.split(",")[0])
+    curves = {n: rows[n, first] for n in SCHEMES}
+    plot_anytime_curves(curves, str(here / "paper_anytime.png"))
+    if args.large_depth:
+        large = rows["large_const", first]
+        result["small_vs_large"] = {
+            f"resnet{args.depth}_adaloss": [
+                [r["macs"], r["accuracy"]] for r in rows["adaloss", first]
+            ],
+            f"resnet{args.large_depth}_const": [[r["macs"], r["accuracy"]] for r in large],
+        }
+        plot_anytime_curves(
+            {f"ResNet-{args.depth}, AdaLoss": rows["adaloss", first],
+             f"ResNet-{args.large_depth}, CONST": large},
+            str(here / "paper_small_vs_large.png"),
+        )  # fmt: skip
     (here / "paper_table.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot_anytime_curves({w: rows[w] for w in WEIGHTINGS}, str(here / "paper_anytime.png"))
     print(json.dumps(result["relative_error_increase_vs_opt"], indent=2))
 
 

@@ -30,13 +30,35 @@ def test_table_is_relative_error_increase_over_opt():
     assert result["errors"]["opt"] == opt
 
 
-def test_dry_run_lists_the_seven_runs():
+def test_assemble_averages_the_seeds_and_keeps_each():
+    # 4 exits: fractions 1/4..1 are exits 1..4; OPT at exit k has k exits
+    acc = {("const", 0): [0.5, 0.6, 0.7, 0.8], ("const", 1): [0.7, 0.8, 0.9, 0.8]}
+    acc[("adaloss", 0)] = [0.4, 0.6, 0.7, 0.9]
+    for k, f in enumerate(["1/4", "1/2", "3/4", "1"], start=1):
+        for seed, a in ((0, 0.9), (1, 0.7)):  # OPT error 0.2 on average at every fraction
+            acc[(f"opt@{f}", seed)] = [0.0] * (k - 1) + [a]
+    result = paper_table.assemble(acc, 4)
+    assert result["seeds"] == {"const": [0, 1], "adaloss": [0], "opt": [0, 1]}
+    assert result["errors"]["opt"] == pytest.approx({f: 0.2 for f in paper_table.FRACTIONS})
+    # const's mean error at exit 1 is 0.4: +100% over OPT; its seeds 0.5 and 0.3: +150%, +50%
+    assert result["relative_error_increase_vs_opt"]["const"]["1/4"] == pytest.approx(100.0)
+    assert result["per_seed"]["const"]["0"]["1/4"] == pytest.approx(150.0)
+    assert result["per_seed"]["const"]["1"]["1/4"] == pytest.approx(50.0)
+    assert result["relative_error_increase_vs_opt"]["adaloss"]["1"] == pytest.approx(-50.0)
+    assert result["accuracy"]["const-s1"] == [0.7, 0.8, 0.9, 0.8]
+
+
+def test_dry_run_lists_every_run():
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--depth", "20", "--dry-run"],
+        [sys.executable, str(SCRIPT), "--depth", "20", "--seeds", "0,1", "--large-depth", "32",
+         "--dry-run"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [line for line in out.stdout.splitlines() if line.startswith("keras-anytime train")]
-    assert len(lines) == 7
-    assert sum("--weighting opt" in line for line in lines) == 4
-    assert any("--opt-at 9" in line for line in lines)  # ResNet-20: 9 exits
+    # 6 schemes (CONST and AdaLoss twice), OPT at 4 depths twice, the large CONST network
+    assert len(lines) == 6 + 2 + 8 + 1
+    assert sum("--weighting opt" in line for line in lines) == 8
+    assert any("--opt-at 9" in line and "--seed 1" in line for line in lines)  # ResNet-20: 9
+    assert sum("--final-extra 1.0" in line for line in lines) == 1
+    assert any("--depth 32" in line and "--weighting const" in line for line in lines)

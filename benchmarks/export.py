@@ -11,7 +11,8 @@ taking turns over `--rounds` passes (the median counts).
     python3 benchmarks/export.py MODEL --data-dir ../shared/data/cifar10
 
 Both formats are exported for batch 1 (the early-exit graph then branches on the image's
-confidence with static shapes); SavedModels run through `tf.saved_model.load`, LiteRT
+confidence with static shapes), the SavedModel twice: XLA-compiled (the default at batch 1)
+and not (`jit_compile=False`). SavedModels run through `tf.saved_model.load`, LiteRT
 models through `ai_edge_litert`'s interpreter with its default (XNNPACK) delegate. Prints
 a markdown table, then a JSON report (also written to `--json`).
 """
@@ -22,6 +23,7 @@ import argparse
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -34,15 +36,22 @@ from keras_anytime.flops import exit_flops
 from keras_anytime.inference import EarlyExitPredictor
 from keras_anytime.inference.export import export_model
 
+# artifact name: (format, jit_compile, file suffix)
+ARTIFACTS = {
+    "saved_model_xla": ("tf_saved_model", True, ""),
+    "saved_model": ("tf_saved_model", False, ""),
+    "litert": ("litert", None, ".tflite"),
+}
+TITLES = {"saved_model_xla": "SavedModel, XLA", "saved_model": "SavedModel", "litert": "LiteRT"}
 
-def export_last_exit(model: keras.Model, folder: Path) -> tuple[Path, Path]:
-    """The last-exit-only network as a SavedModel folder and a `.tflite` file, written
-    as the early-exit export writes its stages (`inference.export.export_model`)."""
-    last = keras.Model(model.inputs, model.outputs[-1])
-    saved, lite = folder / "last_exit", folder / "last_exit.tflite"
-    export_model(last, saved, batch_size=1)
-    export_model(last, lite, format="litert")
-    return saved, lite
+
+def exported(write, folder: Path, name: str):
+    """Write an artifact with `write(path, format, batch_size, jit_compile)` (a predictor's
+    `export` or `export_model` of a model) and return a batch-1 runner for it."""
+    format, jit_compile, suffix = ARTIFACTS[name]
+    path = folder / f"{name}{suffix}"
+    write(path, format=format, batch_size=1, jit_compile=jit_compile)
+    return litert_runner(path) if format == "litert" else saved_model_runner(path)
 
 
 def saved_model_runner(path: Path):
@@ -88,12 +97,15 @@ def main() -> None:
     x_run, y_run = x[half : half + args.images], y[half : half + args.images]
     predictor = EarlyExitPredictor(model)
     last_macs = exit_flops(model)[-1]  # the last exit alone, without the other heads
-    formats = ("tf_saved_model", "litert")
+    artifacts = tuple(ARTIFACTS)
 
     folder = Path(tempfile.mkdtemp(prefix="export_bench_"))
-    saved, lite = export_last_exit(model, folder)
-    runners = {("last", "tf_saved_model"): saved_model_runner(saved)}
-    runners[("last", "litert")] = litert_runner(lite)
+    # the graph from the input to the last exit, without the other heads
+    last = keras.Model(model.inputs, model.outputs[-1])
+    (folder / "last").mkdir()
+    runners = {
+        ("last", f): exported(partial(export_model, last), folder / "last", f) for f in artifacts
+    }
     rows, skipped = [], []
     for budget in (float(b) for b in args.budgets.split(",")):
         if budget * last_macs < predictor.exit_macs[0]:  # below exit 1 alone: no policy meets it
@@ -111,10 +123,9 @@ def main() -> None:
                 "python_exits": exits,
             }
         )
-        predictor.export(folder / f"early_{budget}", batch_size=1)
-        predictor.export(folder / f"early_{budget}.tflite", format="litert")
-        runners[(budget, "tf_saved_model")] = saved_model_runner(folder / f"early_{budget}")
-        runners[(budget, "litert")] = litert_runner(folder / f"early_{budget}.tflite")
+        (folder / f"early_{budget}").mkdir()
+        for f in artifacts:
+            runners[budget, f] = exported(predictor.export, folder / f"early_{budget}", f)
 
     outputs, speeds = batch_1(runners, x_run, args.rounds)
 
@@ -123,11 +134,11 @@ def main() -> None:
         return float(np.mean(predicted == y_run))
 
     baseline = {
-        f: {"img_per_s": speeds["last", f], "accuracy": accuracy(("last", f))} for f in formats
+        f: {"img_per_s": speeds["last", f], "accuracy": accuracy(("last", f))} for f in artifacts
     }
     for row in rows:
         exits = row.pop("python_exits")
-        for f in formats:
+        for f in artifacts:
             key = (row["budget"], f)
             got = np.array([int(o["exit"][0]) for o in outputs[key]])
             row[f] = {
@@ -139,22 +150,22 @@ def main() -> None:
 
     print(f"{model.name}: last exit alone {last_macs / 1e6:.2f} MMACs, {len(x_run)} val images")
     print(f"({half} calibration images), batch 1\n")
-    print("| model | MACs fraction | val acc % (Python) | SavedModel img/s | speedup | val acc % "
-          "| LiteRT img/s | speedup | val acc % |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
-    print(
-        f"| last exit only | 1.000 | — | {baseline['tf_saved_model']['img_per_s']:.0f} | 1.00 | "
-        f"{100 * baseline['tf_saved_model']['accuracy']:.2f} | "
-        f"{baseline['litert']['img_per_s']:.0f} | 1.00 | "
-        f"{100 * baseline['litert']['accuracy']:.2f} |"
+    header = "".join(f" {TITLES[f]} img/s | speedup | val acc % |" for f in artifacts)
+    print(f"| model | MACs fraction | val acc % (Python) |{header}")
+    print("|---|---|---|" + "---|---|---|" * len(artifacts))
+    cells = "".join(
+        f" {baseline[f]['img_per_s']:.0f} | 1.00 | {100 * baseline[f]['accuracy']:.2f} |"
+        for f in artifacts
     )
+    print(f"| last exit only | 1.000 | — |{cells}")
     for r in rows:
-        s, t = r["tf_saved_model"], r["litert"]
+        cells = "".join(
+            f" {r[f]['img_per_s']:.0f} | {r[f]['speedup']:.2f} | {100 * r[f]['accuracy']:.2f} |"
+            for f in artifacts
+        )
         print(
             f"| early exit, budget {r['budget']} | {r['average_macs'] / last_macs:.3f} | "
-            f"{100 * r['python_accuracy']:.2f} | {s['img_per_s']:.0f} | {s['speedup']:.2f} | "
-            f"{100 * s['accuracy']:.2f} | {t['img_per_s']:.0f} | {t['speedup']:.2f} | "
-            f"{100 * t['accuracy']:.2f} |"
+            f"{100 * r['python_accuracy']:.2f} |{cells}"
         )
     if skipped:
         print(

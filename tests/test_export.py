@@ -86,3 +86,21 @@ def test_a_batch_1_saved_model_matches(calibrated, tmp_path):
 def test_export_refuses_an_unknown_format(calibrated, tmp_path):
     with pytest.raises(ValueError, match="Unknown export format 'onnx'"):
         calibrated[0].export(tmp_path / "m.onnx", format="onnx")
+
+
+def test_export_refuses_xla_where_it_cannot_compile(calibrated, tmp_path):
+    predictor = calibrated[0]
+    with pytest.raises(ValueError, match="jit_compile=True needs batch_size=1"):
+        predictor.export(tmp_path / "any_batch", jit_compile=True)
+    with pytest.raises(ValueError, match="format='tf_saved_model' only"):
+        predictor.export(tmp_path / "m.tflite", format="litert", jit_compile=True)
+
+
+def test_a_batch_1_saved_model_without_xla_matches(calibrated, tmp_path):
+    import tensorflow as tf
+
+    predictor, x, probs, exits = calibrated
+    predictor.export(tmp_path / "plain_1", batch_size=1, jit_compile=False)
+    served = tf.saved_model.load(str(tmp_path / "plain_1"))
+    outs = [served.serve(tf.constant(x[i : i + 1])) for i in range(len(x))]
+    np.testing.assert_array_equal([int(o["exit"][0]) for o in outs], exits)

@@ -15,7 +15,10 @@ Each stage is traced as its own TensorFlow function with its weights frozen into
 a `tf.cond` hands on only the few tensors that flow between stages: with the weights as
 variables every `tf.cond` also took each later stage's variables as inputs (433 on the
 zoo's MSDNet), which cost TensorFlow's runtime about as much as the stages it skipped
-(benchmarks/README.md, "Exported early exit"). The artifact is for inference only.
+(benchmarks/README.md, "Exported early exit"). At batch size 1 the SavedModel's serving
+function is compiled with XLA by default (`jit_compile`), the `tf.cond`s inside it: at batch
+1 TensorFlow's runtime costs about as much per operation as the small convolutions do, and
+XLA fuses them. The artifact is for inference only.
 
 TensorFlow backend only (the stages are traced as TensorFlow graphs).
 """
@@ -131,7 +134,13 @@ def _single_image_function(predictor, calls: list):
     return serve
 
 
-def export(predictor, path: str | os.PathLike, format: str = "tf_saved_model", batch_size=None):
+def export(
+    predictor,
+    path: str | os.PathLike,
+    format: str = "tf_saved_model",
+    batch_size: int | None = None,
+    jit_compile: bool | None = None,
+) -> None:
     """Write `predictor` (model, stages and thresholds) to `path`.
 
     Args:
@@ -140,22 +149,53 @@ def export(predictor, path: str | os.PathLike, format: str = "tf_saved_model", b
         batch_size: the serving signature's batch size; None: any (SavedModel). LiteRT
             defaults to 1. At batch size 1 the graph branches on the image's confidence
             with static shapes; otherwise it gathers the images still in at each stage.
+        jit_compile: compile the SavedModel's serving function with XLA, `tf.cond`s
+            included (it then compiles on its first call). None: for batch size 1, where
+            it ran the zoo's MSDNet about twice as fast (benchmarks/README.md, "Exported
+            early exit"). Other batch sizes gather to shapes that XLA cannot compile.
     """
     signature, batch_size = _signature(predictor.model, format, batch_size)
+    jit_compile = _jit_compile(format, batch_size, jit_compile)
+    if jit_compile and batch_size != 1:
+        raise ValueError(
+            f"jit_compile=True needs batch_size=1 (got {batch_size}): at other batch sizes "
+            "the stages run on the images still in, a count that XLA cannot compile for."
+        )
     calls = [frozen(stage.model, batch_size) for stage in predictor._stages]
     policy = _single_image_function if batch_size == 1 else _serving_function
-    _write(policy(predictor, calls), signature, path, format)
+    _write(policy(predictor, calls), signature, path, format, jit_compile)
 
 
 def export_model(
-    model: keras.Model, path: str | os.PathLike, format: str = "tf_saved_model", batch_size=None
+    model: keras.Model,
+    path: str | os.PathLike,
+    format: str = "tf_saved_model",
+    batch_size: int | None = None,
+    jit_compile: bool | None = None,
 ) -> None:
     """Write a one-output `model` as `export` writes a predictor (frozen weights, the same
-    endpoint and converter settings), `serve` returning {"probabilities"}: the baseline
-    that an early-exit export is measured against."""
+    endpoint, converter and XLA settings), `serve` returning {"probabilities"}: the
+    baseline that an early-exit export is measured against."""
     signature, batch_size = _signature(model, format, batch_size)
     fn = frozen(model, batch_size)
-    _write(lambda images: {"probabilities": fn([images])[0]}, signature, path, format)
+
+    def serve(images):
+        return {"probabilities": fn([images])[0]}
+
+    _write(serve, signature, path, format, _jit_compile(format, batch_size, jit_compile))
+
+
+def _jit_compile(format: str, batch_size: int | None, jit_compile: bool | None) -> bool:
+    """Whether to XLA-compile the serving function: by default for a batch-1 SavedModel;
+    raises for LiteRT, whose converter reads TensorFlow operations, not XLA's."""
+    if jit_compile and format != "tf_saved_model":
+        raise ValueError(
+            f"jit_compile=True applies to format='tf_saved_model' only, not {format!r}: "
+            "a LiteRT model runs its own kernels. Leave jit_compile unset."
+        )
+    if jit_compile is None:
+        return format == "tf_saved_model" and batch_size == 1
+    return jit_compile
 
 
 def _signature(model: keras.Model, format: str, batch_size: int | None) -> tuple[list, int | None]:
@@ -176,13 +216,16 @@ def _signature(model: keras.Model, format: str, batch_size: int | None) -> tuple
     return [tf.TensorSpec(shape, model.inputs[0].dtype, name="images")], batch_size
 
 
-def _write(serve: Callable, signature: list, path: str | os.PathLike, format: str) -> None:
+def _write(
+    serve: Callable, signature: list, path: str | os.PathLike, format: str, jit_compile: bool
+) -> None:
     """`serve` as the `serve` endpoint of a SavedModel folder or a LiteRT file at `path`."""
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
     # traced here: ExportArchive's own wrapping ran the batch-1 graph about 10% slower
-    archive.add_endpoint("serve", tf.function(serve, input_signature=signature))
+    serve = tf.function(serve, input_signature=signature, jit_compile=jit_compile)
+    archive.add_endpoint("serve", serve)
     path = os.fspath(path)
     if format == "tf_saved_model":
         archive.write_out(path, verbose=False)

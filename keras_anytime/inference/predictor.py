@@ -232,14 +232,18 @@ class EarlyExitPredictor:
         }
 
     def export(
-        self, path: str | os.PathLike, format: str = "tf_saved_model", batch_size=None
+        self,
+        path: str | os.PathLike,
+        format: str = "tf_saved_model",
+        batch_size: int | None = None,
+        jit_compile: bool | None = None,
     ) -> None:
         """Write the predictor, its exit policy inside, as a TensorFlow SavedModel or a
         LiteRT model that run with TensorFlow (or the LiteRT interpreter) alone; see
-        `inference.export`."""
+        `inference.export.export` for the arguments."""
         from keras_anytime.inference.export import export
 
-        export(self, path, format, batch_size)
+        export(self, path, format, batch_size, jit_compile)
 
     def save(self, path: str | os.PathLike) -> None:
         """Save the model to `path` (a `.keras` file) and the thresholds and costs to

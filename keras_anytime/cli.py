@@ -29,6 +29,7 @@ checkpoint every epoch; rerunning the same command resumes from it), OUT/best.we
 EVAL_EXAMPLE = """examples:
   keras-anytime eval runs/resnet20-adaloss/model.keras --data-dir ../shared/data/cifar10
   keras-anytime eval resnet32_cifar10 --split val --out eval/
+  keras-anytime eval resnet20_cifar10 --flip   # with flip test-time augmentation
 
 Prints each exit's cumulative MACs, accuracy and loss; writes OUT/anytime_curve.png and
 OUT/eval.json.
@@ -56,12 +57,13 @@ def evaluate(args) -> int:
     except ValueError as e:
         raise SystemExit(str(e)) from e
     dataset = eval_batches(args.data, args.split, args.data_dir, args.batch_size)
-    rows = evaluate_exits(model, dataset, from_logits=args.from_logits)
-    print(format_table(rows, args.split))
+    rows = evaluate_exits(model, dataset, from_logits=args.from_logits, flip=args.flip)
+    print(format_table(rows, args.split + (" flip" if args.flip else "")))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot_anytime_curves({model.name: rows}, str(out / "anytime_curve.png"), args.split)
-    (out / "eval.json").write_text(json.dumps({"split": args.split, "exits": rows}, indent=2))
+    report = {"split": args.split, "flip": args.flip, "exits": rows}
+    (out / "eval.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'anytime_curve.png'} and {out / 'eval.json'}")
     return 0
 
@@ -170,6 +172,12 @@ def _add_eval(verbs) -> None:
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument(
         "--from-logits", action="store_true", help="the exits output logits, not probabilities"
+    )
+    e.add_argument(
+        "--flip",
+        action="store_true",
+        help="flip test-time augmentation: average each exit over the image and its mirror "
+        "(two passes; the MACs reported are doubled)",
     )
     e.add_argument("--out", default=".", help="folder for anytime_curve.png and eval.json")
     e.set_defaults(func=evaluate)

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import keras
 import numpy as np
 from keras import ops
 
 from keras_anytime.flops import exit_flops
 
 
-def exit_predictions(model, dataset) -> tuple[list[np.ndarray], np.ndarray]:
-    """Every exit's class probabilities (N, classes) over `dataset`, and the labels (N,)."""
+def _predict(model, images) -> list[np.ndarray]:
+    preds = model.predict_on_batch(images)  # compiled (once per batch size)
+    preds = preds if isinstance(preds, (list, tuple)) else [preds]
+    return [np.asarray(ops.convert_to_numpy(p), dtype=np.float32) for p in preds]
+
+
+def exit_predictions(model, dataset, flip: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+    """Every exit's outputs (N, classes) over `dataset`, and the labels (N,).
+
+    `flip`: each output is the mean of the outputs for the image and for its mirror image
+    (flipped left to right), which costs two forward passes.
+    """
+    width_axis = 2 if keras.config.image_data_format() == "channels_last" else 3
     outputs, labels = [], []
     for images, batch_labels in dataset:
-        preds = model.predict_on_batch(images)  # compiled (once per batch size)
-        preds = preds if isinstance(preds, (list, tuple)) else [preds]
-        outputs.append([np.asarray(ops.convert_to_numpy(p), dtype=np.float32) for p in preds])
+        preds = _predict(model, images)
+        if flip:
+            mirrored = _predict(model, ops.flip(images, axis=width_axis))
+            preds = [(a + b) / 2 for a, b in zip(preds, mirrored, strict=True)]
+        outputs.append(preds)
         labels.append(np.asarray(ops.convert_to_numpy(batch_labels)))
     if not outputs:
         raise ValueError("The dataset is empty.")
@@ -24,15 +38,18 @@ def exit_predictions(model, dataset) -> tuple[list[np.ndarray], np.ndarray]:
     return per_exit, np.concatenate(labels)
 
 
-def evaluate_exits(model, dataset, from_logits: bool = False) -> list[dict]:
+def evaluate_exits(model, dataset, from_logits: bool = False, flip: bool = False) -> list[dict]:
     """One row per exit: `exit` (1-based), `macs` (cumulative, one image), `accuracy`
     (top-1, 0..1) and `loss` (mean cross-entropy), over the whole `dataset`.
 
     `from_logits`: the exits output logits (`classifier_activation=None`); the loss then
     applies a log-softmax. Outputs that are not probabilities without it are refused.
+    `flip`: flip test-time augmentation, each exit's output averaged over the image and its
+    mirror image (logits averaged as logits); `macs` then counts both passes (twice the
+    network's).
     """
-    outputs, labels = exit_predictions(model, dataset)
-    macs = exit_flops(model)
+    outputs, labels = exit_predictions(model, dataset, flip=flip)
+    macs = [(2 if flip else 1) * m for m in exit_flops(model)]
     rows = []
     for k, (p, m) in enumerate(zip(outputs, macs, strict=True), start=1):
         if from_logits:

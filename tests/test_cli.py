@@ -90,6 +90,18 @@ def test_train_is_killed_and_resumes_then_eval(cifar_dir, tmp_path):
     png = tmp_path / "eval" / "anytime_curve.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    flipped = subprocess.run(
+        [sys.executable, "-m", "keras_anytime.cli", "eval", str(out / "model.keras"),
+         "--data-dir", str(cifar_dir), "--flip", "--out", str(tmp_path / "flip")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert flipped.returncode == 0, flipped.stderr[-3000:]
+    assert "val flip acc %" in flipped.stdout
+    plain = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    with_flip = json.loads((tmp_path / "flip" / "eval.json").read_text())
+    assert with_flip["flip"] is True and plain["flip"] is False
+    assert [r["macs"] for r in with_flip["exits"]] == [2 * r["macs"] for r in plain["exits"]]
+
 
 def test_train_with_ema_validates_and_ends_on_the_average(cifar_dir, tmp_path):
     out = tmp_path / "ema"

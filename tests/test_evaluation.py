@@ -45,3 +45,30 @@ def test_relative_error_increase():
     assert relative_error_increase([0.2, 0.1], [0.1, 0.1]) == [100.0, 0.0]
     with pytest.raises(ValueError, match="2 errors and 1 OPT"):
         relative_error_increase([0.2, 0.1], [0.1])
+
+
+def test_flip_averages_each_exit_over_the_mirror_image_and_doubles_the_macs():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    first = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(h)
+    second = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h))
+    model = AnytimeModel(inp, [first, second])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, size=30)
+    plain = evaluate_exits(model, [(x, y)])
+    flipped = evaluate_exits(model, [(x[:20], y[:20]), (x[20:], y[20:])], flip=True)
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy()
+    for row, base, a, b in zip(
+        flipped, plain, model.predict(x, verbose=0), model.predict(x[:, :, ::-1], verbose=0)
+    ):
+        mean = (a + b) / 2
+        assert row["macs"] == 2 * base["macs"]
+        assert row["accuracy"] == np.mean(mean.argmax(axis=1) == y)
+        assert row["loss"] == pytest.approx(float(cross_entropy(y, mean)), rel=1e-5)
+    # the mirror image changes the outputs: the test would notice a flip that did nothing
+    assert not np.allclose(
+        model.predict(x, verbose=0)[1], model.predict(x[:, :, ::-1], verbose=0)[1]
+    )

@@ -13,8 +13,9 @@ taking turns over `--rounds` passes (the median counts).
 Both formats are exported for batch 1 (the early-exit graph then branches on the image's
 confidence with static shapes), the SavedModel twice: XLA-compiled (the default at batch 1)
 and not (`jit_compile=False`). SavedModels run through `tf.saved_model.load`, LiteRT
-models through `ai_edge_litert`'s interpreter with its default (XNNPACK) delegate. Prints
-a markdown table, then a JSON report (also written to `--json`).
+models through `ai_edge_litert`'s interpreter with its default (XNNPACK) delegate, twice:
+with the interpreter's default threads and with one thread (the same file). Prints a
+markdown table, then a JSON report (also written to `--json`).
 """
 
 from __future__ import annotations
@@ -36,22 +37,33 @@ from keras_anytime.flops import exit_flops
 from keras_anytime.inference import EarlyExitPredictor
 from keras_anytime.inference.export import export_model
 
-# artifact name: (format, jit_compile, file suffix)
+# artifact name: (file name, format, jit_compile, LiteRT interpreter threads: None = default)
 ARTIFACTS = {
-    "saved_model_xla": ("tf_saved_model", True, ""),
-    "saved_model": ("tf_saved_model", False, ""),
-    "litert": ("litert", None, ".tflite"),
+    "saved_model_xla": ("saved_model_xla", "tf_saved_model", True, None),
+    "saved_model": ("saved_model", "tf_saved_model", False, None),
+    "litert": ("model.tflite", "litert", None, None),
+    "litert_1thread": ("model.tflite", "litert", None, 1),
 }
-TITLES = {"saved_model_xla": "SavedModel, XLA", "saved_model": "SavedModel", "litert": "LiteRT"}
+TITLES = {
+    "saved_model_xla": "SavedModel, XLA",
+    "saved_model": "SavedModel",
+    "litert": "LiteRT",
+    "litert_1thread": "LiteRT, 1 thread",
+}
 
 
-def exported(write, folder: Path, name: str):
-    """Write an artifact with `write(path, format, batch_size, jit_compile)` (a predictor's
-    `export` or `export_model` of a model) and return a batch-1 runner for it."""
-    format, jit_compile, suffix = ARTIFACTS[name]
-    path = folder / f"{name}{suffix}"
-    write(path, format=format, batch_size=1, jit_compile=jit_compile)
-    return litert_runner(path) if format == "litert" else saved_model_runner(path)
+def exported(write, folder: Path) -> dict:
+    """Write each artifact file once with `write(path, format, batch_size, jit_compile)` (a
+    predictor's `export` or `export_model` of a model); {artifact name: batch-1 runner}."""
+    runners = {}
+    for name, (file, format, jit_compile, threads) in ARTIFACTS.items():
+        path = folder / file
+        if not path.exists():
+            write(path, format=format, batch_size=1, jit_compile=jit_compile)
+        runners[name] = (
+            litert_runner(path, threads) if format == "litert" else saved_model_runner(path)
+        )
+    return runners
 
 
 def saved_model_runner(path: Path):
@@ -59,8 +71,8 @@ def saved_model_runner(path: Path):
     return lambda image: {k: v.numpy() for k, v in loaded.serve(tf.constant(image)).items()}
 
 
-def litert_runner(path: Path):
-    serve = Interpreter(str(path)).get_signature_runner("serve")
+def litert_runner(path: Path, threads: int | None):
+    serve = Interpreter(str(path), num_threads=threads).get_signature_runner("serve")
     return lambda image: serve(images=image)
 
 
@@ -85,7 +97,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="local CIFAR-10 NumPy folder")
     parser.add_argument("--budgets", default="0.25,0.5,1.0", help="of the last exit's MACs")
     parser.add_argument("--images", type=int, default=1000, help="val images run at batch 1")
-    parser.add_argument("--rounds", type=int, default=3, help="timed passes per artifact")
+    parser.add_argument("--rounds", type=int, default=5, help="timed passes per artifact")
     parser.add_argument("--json", default=None, help="also write the JSON report here")
     args = parser.parse_args()
 
@@ -104,7 +116,8 @@ def main() -> None:
     last = keras.Model(model.inputs, model.outputs[-1])
     (folder / "last").mkdir()
     runners = {
-        ("last", f): exported(partial(export_model, last), folder / "last", f) for f in artifacts
+        ("last", f): run
+        for f, run in exported(partial(export_model, last), folder / "last").items()
     }
     rows, skipped = [], []
     for budget in (float(b) for b in args.budgets.split(",")):
@@ -124,8 +137,8 @@ def main() -> None:
             }
         )
         (folder / f"early_{budget}").mkdir()
-        for f in artifacts:
-            runners[budget, f] = exported(predictor.export, folder / f"early_{budget}", f)
+        for f, run in exported(predictor.export, folder / f"early_{budget}").items():
+            runners[budget, f] = run
 
     outputs, speeds = batch_1(runners, x_run, args.rounds)
 

@@ -3,8 +3,9 @@ the callbacks (resumable backup, best checkpoint, AdaLoss, NaN stop, progress ba
 `fit`, then the per-exit evaluation on val.
 
 `run(args)` takes the parsed arguments of `cli.parser()`; OUT/run.json records them with
-the versions, the data folder's description and the hardware, so that a finished run
-carries its own provenance (`zoo/tools/add_preset.py` reads it).
+the versions, the data folder's description, the hardware and, under `starts`, what each
+start of a resumed run ran on, so that a finished run carries its own provenance
+(`zoo/tools/add_preset.py` reads it).
 """
 
 from __future__ import annotations
@@ -350,13 +351,47 @@ def data_record(args) -> dict:
     }
 
 
+START_FIELDS = ("keras", "backend", "precision", "hardware")
+
+
+def _starts(out: Path, this: dict) -> list[dict]:
+    """Each start of the run in OUT, oldest first: the 0-based epoch it began at and its
+    START_FIELDS, this start's `this`. A run resumed elsewhere keeps what it began on, e.g.
+    mixed_bfloat16 under `--precision auto` before float32 on a CPU without native bfloat16.
+    A record without `starts` is that of a run started once, at epoch 0."""
+    metadata = out / "backup" / "training_metadata.json"
+    recorded = out / "run.json"
+    if not (metadata.is_file() and recorded.is_file()):
+        return [{"epoch": 0, **this}]
+    previous = json.loads(recorded.read_text())
+    earlier = previous.get("starts") or [
+        {"epoch": 0, **{key: previous.get(key) for key in START_FIELDS}}
+    ]
+    # BackupAndRestore's count of finished epochs, the index of the one it resumes
+    epoch = json.loads(metadata.read_text())["epoch"]
+    return [*earlier, {"epoch": epoch, **this}]
+
+
 def _hardware() -> str:
     import keras
 
     from keras_anytime import recipes
 
     accelerator = "a GPU" if recipes.has_gpu(keras.config.backend()) else "no GPU"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {accelerator}"
+    bfloat16 = "native bfloat16" if recipes.cpu_has_bfloat16() else "no native bfloat16"
+    return f"{_cpu_name()}, {os.cpu_count()} cores, {bfloat16}, {accelerator}"
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (Linux `/proc/cpuinfo`), else the machine type, e.g. "x86_64"."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _run(args) -> int:
@@ -388,6 +423,7 @@ def _run(args) -> int:
         "hardware": _hardware(),
         "starts_from": _starts_from(args, model, out),
     }
+    record["starts"] = _starts(out, {key: record[key] for key in START_FIELDS})
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
 
     start = time.time()

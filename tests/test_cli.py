@@ -77,6 +77,9 @@ def test_train_is_killed_and_resumes_then_eval(cifar_dir, tmp_path):
     assert {"adaloss_w_1", "adaloss_w_3", "exit_3_accuracy", "val_exit_3_accuracy"} <= set(header)
     for name in ("model.keras", "best.weights.h5", "eval.json", "run.json"):
         assert (out / name).is_file(), name
+    starts = json.loads((out / "run.json").read_text())["starts"]
+    assert [start["epoch"] for start in starts] == [0, 1]  # resumed after the first epoch
+    assert {"keras", "backend", "precision", "hardware"} <= set(starts[1])
     report = json.loads((out / "eval.json").read_text())
     assert [r["exit"] for r in report["exits"]] == [1, 2, 3] and report["split"] == "val"
 
@@ -224,3 +227,13 @@ def test_a_resumed_run_keeps_the_preset_it_started_from(tmp_path):
     (tmp_path / "backup").mkdir()
     (tmp_path / "run.json").write_text(json.dumps({"starts_from": first}))
     assert training._starts_from(args, model=None, out=tmp_path) == first
+
+
+def test_a_run_recorded_before_starts_were_kept_gets_its_first_start_at_epoch_0(tmp_path):
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 28, "batch": 0}')
+    first = {"keras": "3.15.1", "backend": "tensorflow", "precision": "bfloat16", "hardware": "x"}
+    (tmp_path / "run.json").write_text(json.dumps({"argv": [], **first}))
+    now = {**first, "precision": "float32"}
+    assert training._starts(tmp_path, now) == [{"epoch": 0, **first}, {"epoch": 28, **now}]
+    assert training._starts(tmp_path / "fresh", now) == [{"epoch": 0, **now}]

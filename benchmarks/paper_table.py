@@ -15,8 +15,9 @@ script skips finished runs and resumes a killed one. The table is the relative i
         --large-depth 32 --data-dir ../shared/data/cifar10 --out runs/paper-r20-e60
     python3 benchmarks/paper_table.py ... --dry-run      # print the commands only
 
-Writes benchmarks/paper_table.json, benchmarks/paper_anytime.png and (with --large-depth)
-benchmarks/paper_small_vs_large.png.
+Writes benchmarks/paper_table.json (with the commands and the precision each run trained in:
+`--precision auto` picks mixed_bfloat16 only where the CPU has it natively),
+benchmarks/paper_anytime.png and (with --large-depth) benchmarks/paper_small_vs_large.png.
 """
 
 import argparse
@@ -141,6 +142,13 @@ def assemble(accuracy: dict[tuple[str, int], list[float]], num_exits: int) -> di
     return result
 
 
+def precisions(folder: Path) -> list[str]:
+    """The precisions a run trained in (sorted), from its run.json: each start's under
+    `starts`, else the one it records (a run started once)."""
+    record = json.loads((folder / "run.json").read_text())
+    return sorted({start["precision"] for start in record.get("starts") or [record]})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depth", type=int, default=20)
@@ -170,6 +178,8 @@ def main():
     result = assemble(accuracy, num_exits)
     result.update(epochs=args.epochs, recipe=args.recipe, train_args=args.train_args)
     result["commands"] = [" ".join(cmd) for cmd, _ in planned.values()]
+    # `--precision auto` resolves per machine, and a run resumed elsewhere may mix two
+    result["precision"] = {f"{n}-s{s}": precisions(f) for (n, s), (_, f) in planned.items()}
     here = Path(__file__).resolve().parent
     first = int(args.seeds.split(",")[0])
     curves = {n: rows[n, first] for n in SCHEMES}

@@ -1,6 +1,7 @@
 """The assembly of benchmarks/paper_table.py (the runs themselves are hours long)."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,14 @@ def test_dry_run_lists_every_run():
     assert any("--opt-at 9" in line and "--seed 1" in line for line in lines)  # ResNet-20: 9
     assert sum("--final-extra 1.0" in line for line in lines) == 1
     assert any("--depth 32" in line and "--weighting const" in line for line in lines)
+
+
+def test_precisions_lists_each_start_of_a_resumed_run(tmp_path):
+    once, resumed = tmp_path / "once", tmp_path / "resumed"
+    once.mkdir()
+    resumed.mkdir()
+    (once / "run.json").write_text(json.dumps({"precision": "bfloat16"}))
+    starts = [{"epoch": 0, "precision": "bfloat16"}, {"epoch": 28, "precision": "float32"}]
+    (resumed / "run.json").write_text(json.dumps({"precision": "float32", "starts": starts}))
+    assert paper_table.precisions(once) == ["bfloat16"]
+    assert paper_table.precisions(resumed) == ["bfloat16", "float32"]

@@ -35,13 +35,18 @@ import time
 CONFIGS = {
     "torch_eager_bf16": ("resnet20", "torch", {"compile": False}),
     "torch_compile_bf16": ("resnet20", "torch", {"compile": True}),
+    "torch_eager_float32": ("resnet20", "torch", {"compile": False, "float32": True}),
+    "torch_compile_float32": ("resnet20", "torch", {"compile": True, "float32": True}),
     "tf_bf16": ("resnet20", "tensorflow", {"policy": "mixed_bfloat16"}),
     "tf_bf16_keras_bn": ("resnet20", "tensorflow", {"policy": "mixed_bfloat16", "keras_bn": True}),
     "tf_float32": ("resnet20", "tensorflow", {"policy": "float32"}),
     "tf_bf16_xla": ("resnet20", "tensorflow", {"policy": "mixed_bfloat16", "jit": True}),
+    "tf_float32_xla": ("resnet20", "tensorflow", {"policy": "float32", "jit": True}),
     "tf_bf16_batch256": ("resnet20", "tensorflow", {"policy": "mixed_bfloat16", "batch": 256}),
     "jax_bf16": ("resnet20", "jax", {"policy": "mixed_bfloat16"}),
     "keras_torch_bf16": ("resnet20", "torch_backend", {"policy": "mixed_bfloat16"}),
+    "keras_torch_float32": ("resnet20", "torch_backend", {"policy": "float32"}),
+    "jax_float32": ("resnet20", "jax", {"policy": "float32"}),
     "msdnet_tf_bf16": ("msdnet", "tensorflow", {"policy": "mixed_bfloat16"}),
     "msdnet_tf_bf16_keras_bn": (
         "msdnet",
@@ -116,7 +121,7 @@ def torch_step(options: dict, batch: int):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not options.get("float32")):
             loss = sum(torch.nn.functional.cross_entropy(o, y) for o in model(x))
         loss.backward()
         opt.step()

@@ -143,6 +143,13 @@ def _add_train(verbs) -> None:
         "native bfloat16 (1.6x float32's images/s there), else float32",
     )
     t.add_argument("--mixed-precision", action="store_true", help="same as --precision bfloat16")
+    t.add_argument(
+        "--jit-compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="XLA; auto: on a GPU, under JAX, and for float32 on a CPU under TensorFlow "
+        "(1.4x graph mode's images/s there), else off",
+    )
     t.add_argument("--data", default="cifar10")
     t.add_argument("--data-dir", default=None, help="local NumPy folder (else tfds)")
     t.add_argument("--cutout", type=int, default=0, help="Cutout square side, pixels (16 CIFAR)")

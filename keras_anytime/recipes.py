@@ -138,6 +138,27 @@ def resolve_precision(precision: str) -> str:
     return "bfloat16" if gpu or cpu_has_bfloat16() else "float32"
 
 
+JIT_COMPILES = ("auto", "on", "off")
+
+
+def resolve_jit_compile(jit_compile: str, precision: str) -> bool:
+    """Whether `Model.compile` should use XLA (`jit_compile`), for `jit_compile` in
+    JIT_COMPILES and the resolved `precision` ("bfloat16" or "float32"). "auto" is XLA on a
+    GPU, for float32 on a CPU under TensorFlow, and always under JAX. On the 9-exit
+    AnytimeResNet-20 (benchmarks/train_throughput.py, 2 CPU cores), XLA trains float32 at
+    1.42x TensorFlow's graph mode on an AVX2-only CPU (180 against 127 images/s), but
+    mixed_bfloat16 at 0.38x on a CPU with AMX (412 against 1093), and the Keras torch backend
+    slower with `torch.compile` (180 against 207)."""
+    if jit_compile not in JIT_COMPILES:
+        raise ValueError(f"Unknown jit_compile {jit_compile!r}: use one of {JIT_COMPILES}.")
+    if jit_compile != "auto":
+        return jit_compile == "on"
+    backend = keras.config.backend()
+    if backend == "jax" or has_gpu(backend):
+        return True
+    return backend == "tensorflow" and precision == "float32"
+
+
 def set_mixed_precision(enabled: bool) -> None:
     """`mixed_bfloat16` when enabled (the exits' Dense layers stay float32), else float32.
     Call before building the model."""

@@ -265,7 +265,7 @@ def run(args) -> int:
         keras.mixed_precision.set_global_policy(policy)
 
 
-def _compiled_model(args, steps: int):
+def _compiled_model(args, steps: int, jit_compile: bool):
     """The model of `args`, compiled with the recipe's optimiser and loss."""
     from keras_anytime import recipes
     from keras_anytime.losses import SparseCategoricalCrossentropy
@@ -287,6 +287,7 @@ def _compiled_model(args, steps: int):
         SparseCategoricalCrossentropy(smoothing),
         loss_weights=loss_weights(args, model.num_exits),
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
     return model
 
@@ -351,7 +352,7 @@ def data_record(args) -> dict:
     }
 
 
-START_FIELDS = ("keras", "backend", "precision", "hardware")
+START_FIELDS = ("keras", "backend", "precision", "jit_compile", "hardware")
 
 
 def _starts(out: Path, this: dict) -> list[dict]:
@@ -405,6 +406,7 @@ def _run(args) -> int:
     keras.utils.set_random_seed(args.seed)
     precision = "bfloat16" if args.mixed_precision else recipes.resolve_precision(args.precision)
     recipes.set_mixed_precision(precision == "bfloat16")
+    jit_compile = recipes.resolve_jit_compile(args.jit_compile, precision)
     strategy = _strategy(args.strategy)
 
     train_ds, val_ds = train_and_val(args)
@@ -412,13 +414,14 @@ def _run(args) -> int:
     if steps < 1:
         raise SystemExit("The training split gave no full batch; lower --batch-size.")
     with strategy.scope() if strategy else contextlib.nullcontext():
-        model = _compiled_model(args, steps)
+        model = _compiled_model(args, steps, jit_compile)
     record = {
         "argv": ["keras-anytime", *args.argv],
         "args": vars(args),
         "keras": keras.__version__,
         "backend": keras.config.backend(),
         "precision": precision,
+        "jit_compile": jit_compile,
         "data": data_record(args),
         "hardware": _hardware(),
         "starts_from": _starts_from(args, model, out),

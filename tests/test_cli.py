@@ -79,7 +79,7 @@ def test_train_is_killed_and_resumes_then_eval(cifar_dir, tmp_path):
         assert (out / name).is_file(), name
     starts = json.loads((out / "run.json").read_text())["starts"]
     assert [start["epoch"] for start in starts] == [0, 1]  # resumed after the first epoch
-    assert {"keras", "backend", "precision", "hardware"} <= set(starts[1])
+    assert {"keras", "backend", "precision", "jit_compile", "hardware"} <= set(starts[1])
     report = json.loads((out / "eval.json").read_text())
     assert [r["exit"] for r in report["exits"]] == [1, 2, 3] and report["split"] == "val"
 
@@ -234,6 +234,8 @@ def test_a_run_recorded_before_starts_were_kept_gets_its_first_start_at_epoch_0(
     (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 28, "batch": 0}')
     first = {"keras": "3.15.1", "backend": "tensorflow", "precision": "bfloat16", "hardware": "x"}
     (tmp_path / "run.json").write_text(json.dumps({"argv": [], **first}))
-    now = {**first, "precision": "float32"}
-    assert training._starts(tmp_path, now) == [{"epoch": 0, **first}, {"epoch": 28, **now}]
+    now = {**first, "precision": "float32", "jit_compile": True}
+    # a field the old record lacks (jit_compile) is unknown, not guessed
+    earliest = {"epoch": 0, **first, "jit_compile": None}
+    assert training._starts(tmp_path, now) == [earliest, {"epoch": 28, **now}]
     assert training._starts(tmp_path / "fresh", now) == [{"epoch": 0, **now}]

@@ -147,8 +147,8 @@ def _add_train(verbs) -> None:
         "--jit-compile",
         choices=("auto", "on", "off"),
         default="auto",
-        help="XLA; auto: on a GPU, under JAX, and for float32 on a CPU under TensorFlow "
-        "(1.4x graph mode's images/s there), else off",
+        help="XLA; auto: under JAX, on a TensorFlow GPU, and for float32 on a TensorFlow "
+        "CPU (1.4x graph mode's images/s there), else off",
     )
     t.add_argument("--data", default="cifar10")
     t.add_argument("--data-dir", default=None, help="local NumPy folder (else tfds)")

@@ -143,20 +143,20 @@ JIT_COMPILES = ("auto", "on", "off")
 
 def resolve_jit_compile(jit_compile: str, precision: str) -> bool:
     """Whether `Model.compile` should use XLA (`jit_compile`), for `jit_compile` in
-    JIT_COMPILES and the resolved `precision` ("bfloat16" or "float32"). "auto" is XLA on a
-    GPU, for float32 on a CPU under TensorFlow, and always under JAX. On the 9-exit
-    AnytimeResNet-20 (benchmarks/train_throughput.py, 2 CPU cores), XLA trains float32 at
-    1.42x TensorFlow's graph mode on an AVX2-only CPU (180 against 127 images/s), but
-    mixed_bfloat16 at 0.38x on a CPU with AMX (412 against 1093), and the Keras torch backend
-    slower with `torch.compile` (180 against 207)."""
+    JIT_COMPILES and the resolved `precision` ("bfloat16" or "float32"). "auto" is Keras's
+    own choice (XLA under JAX and on a TensorFlow GPU, never `torch.compile`) plus XLA for
+    float32 on a TensorFlow CPU: on the 9-exit AnytimeResNet-20 (2 CPU cores,
+    benchmarks/train_throughput.py), XLA trains float32 at 1.42x TensorFlow's graph mode on
+    an AVX2-only CPU (180 against 127 images/s), but mixed_bfloat16 at 0.38x on a CPU with
+    AMX (412 against 1093)."""
     if jit_compile not in JIT_COMPILES:
         raise ValueError(f"Unknown jit_compile {jit_compile!r}: use one of {JIT_COMPILES}.")
     if jit_compile != "auto":
         return jit_compile == "on"
     backend = keras.config.backend()
-    if backend == "jax" or has_gpu(backend):
-        return True
-    return backend == "tensorflow" and precision == "float32"
+    if backend == "tensorflow":
+        return precision == "float32" or has_gpu(backend)
+    return backend == "jax"
 
 
 def set_mixed_precision(enabled: bool) -> None:

@@ -18,6 +18,9 @@ script skips finished runs and resumes a killed one. The table is the relative i
 Writes benchmarks/paper_table.json (with the commands and the precision each run trained in:
 `--precision auto` picks mixed_bfloat16 only where the CPU has it natively),
 benchmarks/paper_anytime.png and (with --large-depth) benchmarks/paper_small_vs_large.png.
+The JSON also states the paper's two claims from the numbers: `adaloss_vs_const` (AdaLoss
+against CONST at 3/4 and all of the depth, against the seed spread) and, in `small_vs_large`,
+the large CONST network's lead over the small AdaLoss one at equal MACs.
 """
 
 import argparse
@@ -138,8 +141,54 @@ def assemble(accuracy: dict[tuple[str, int], list[float]], num_exits: int) -> di
         for n in names
     }
     result["seeds"] = seeds
+    if {"adaloss", "const"} <= set(seeds):
+        result["adaloss_vs_const"] = adaloss_vs_const(accuracy, num_exits)
     result["accuracy"] = {f"{n}-s{s}": [round(a, 4) for a in v] for (n, s), v in accuracy.items()}
     return result
+
+
+def adaloss_vs_const(accuracy: dict[tuple[str, int], list[float]], num_exits: int) -> dict:
+    """The claim that AdaLoss beats CONST, at 3/4 and all of the depth, in val accuracy
+    points: each scheme's mean over its seeds, AdaLoss minus CONST, and the seed spread
+    (the larger of the two schemes' max - min over seeds; None with one seed each). The
+    verdict is "ahead" or "behind" when the difference exceeds the spread, else "within
+    the seed spread" ("one seed" when there is no spread to compare with)."""
+    result = {}
+    for name in ("3/4", "1"):
+        k = exit_at(FRACTIONS[name], num_exits)
+        at = {
+            scheme: [100 * v[k - 1] for (n, _), v in sorted(accuracy.items()) if n == scheme]
+            for scheme in ("adaloss", "const")
+        }
+        diff = float(np.mean(at["adaloss"]) - np.mean(at["const"]))
+        spreads = [max(v) - min(v) for v in at.values() if len(v) > 1]
+        spread = max(spreads) if spreads else None
+        if spread is None:
+            verdict = "one seed"
+        elif abs(diff) > spread:
+            verdict = "ahead" if diff > 0 else "behind"
+        else:
+            verdict = "within the seed spread"
+        result[name] = {
+            "exit": k,
+            "adaloss": round(float(np.mean(at["adaloss"])), 2),
+            "const": round(float(np.mean(at["const"])), 2),
+            "difference_points": round(diff, 2),
+            "seed_spread_points": None if spread is None else round(spread, 2),
+            "verdict": verdict,
+        }
+    return result
+
+
+def gaps_at_equal_macs(small: list[list[float]], large: list[list[float]]) -> list:
+    """At each exit of the small network ([[macs, accuracy], ...], shallow to deep), the
+    large network's accuracy at the same MACs (linear between its exits) minus the small
+    one's, in points; None where the small exit costs less than the large one's first."""
+    macs, acc = np.array(large).T
+    return [
+        None if m < macs[0] else round(100 * (float(np.interp(m, macs, acc)) - a), 2)
+        for m, a in small
+    ]
 
 
 def precisions(folder: Path) -> list[str]:
@@ -192,6 +241,9 @@ def main():
             ],
             f"resnet{args.large_depth}_const": [[r["macs"], r["accuracy"]] for r in large],
         }
+        gaps = gaps_at_equal_macs(*result["small_vs_large"].values())
+        # > 0: the large CONST network is ahead of the small AdaLoss one at the same MACs
+        result["small_vs_large"]["large_minus_small_points_at_equal_macs"] = gaps
         plot_anytime_curves(
             {f"ResNet-{args.depth}, AdaLoss": rows["adaloss", first],
              f"ResNet-{args.large_depth}, CONST": large},

@@ -47,6 +47,29 @@ def test_assemble_averages_the_seeds_and_keeps_each():
     assert result["per_seed"]["const"]["1"]["1/4"] == pytest.approx(50.0)
     assert result["relative_error_increase_vs_opt"]["adaloss"]["1"] == pytest.approx(-50.0)
     assert result["accuracy"]["const-s1"] == [0.7, 0.8, 0.9, 0.8]
+    # exit 3 (3/4): AdaLoss 70 against CONST's 70 and 90; exit 4: 90 against 80 and 80
+    claim = result["adaloss_vs_const"]
+    assert claim["3/4"]["difference_points"] == pytest.approx(-10.0)
+    assert claim["3/4"]["seed_spread_points"] == pytest.approx(20.0)
+    assert claim["3/4"]["verdict"] == "within the seed spread"
+    assert claim["1"]["difference_points"] == pytest.approx(10.0)
+    assert claim["1"]["verdict"] == "ahead"
+
+
+def test_adaloss_vs_const_with_one_seed_each_has_no_spread():
+    acc = {("const", 0): [0.5, 0.9], ("adaloss", 0): [0.6, 0.7]}
+    claim = paper_table.adaloss_vs_const(acc, 2)
+    assert claim["1"]["difference_points"] == pytest.approx(-20.0)
+    assert claim["1"]["seed_spread_points"] is None
+    assert claim["1"]["verdict"] == "one seed"
+
+
+def test_gaps_at_equal_macs_interpolate_the_large_network():
+    large = [[10, 0.5], [20, 0.7], [40, 0.9]]
+    small = [[5, 0.4], [15, 0.65], [40, 0.85]]
+    gaps = paper_table.gaps_at_equal_macs(small, large)
+    assert gaps[0] is None  # cheaper than the large network's first exit
+    assert gaps[1:] == pytest.approx([-5.0, 5.0])
 
 
 def test_dry_run_lists_every_run():

@@ -1,8 +1,9 @@
 """Training recipes: optimiser and learning-rate schedule, as code.
 
 - `paper`: the recipe of Hu et al. (and He et al. for CIFAR ResNets): SGD with momentum
-  0.9, lr 0.1 at batch 128, divided by 10 at 50% and 75% of training, L2 1e-4 (the
-  builders put it on every kernel), batch 128.
+  0.9, lr 0.1 at batch 128, divided by 10 at 50% and 75% of training, batch 128, and the
+  builders' L2 regulariser on every kernel (`applications.base.L2`: Keras's L2(1e-4),
+  whose gradient 2e-4 * w is twice the papers' weight decay of 1e-4).
 - `short`: for few epochs on CPUs: the same SGD (Nesterov), linear warm-up over the first
   epoch (at most a tenth of training), then cosine decay to 0, from a peak of 1.6 per 128
   images. That peak was the best of a sweep (0.05 to 3.2) on the 9-exit AnytimeResNet-20

@@ -151,8 +151,9 @@ def export(
             with static shapes; otherwise it gathers the images still in at each stage.
         jit_compile: compile the SavedModel's serving function with XLA, `tf.cond`s
             included (it then compiles on its first call). None: for batch size 1, where
-            it ran the zoo's MSDNet 1.8-1.9x as fast (benchmarks/README.md, "Exported
-            early exit"). Other batch sizes gather to shapes that XLA cannot compile.
+            it ran the zoo's MSDNet 1.8-1.9x as fast on one CPU and 1.17x on an AVX2-only
+            one (benchmarks/README.md, "Exported early exit"). Other batch sizes gather to
+            shapes that XLA cannot compile.
     """
     signature, batch_size = _signature(predictor.model, format, batch_size)
     jit_compile = _jit_compile(format, batch_size, jit_compile)

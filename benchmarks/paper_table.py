@@ -160,7 +160,8 @@ def adaloss_vs_const(accuracy: dict[tuple[str, int], list[float]], num_exits: in
             scheme: [100 * v[k - 1] for (n, _), v in sorted(accuracy.items()) if n == scheme]
             for scheme in ("adaloss", "const")
         }
-        diff = float(np.mean(at["adaloss"]) - np.mean(at["const"]))
+        mean = {scheme: float(np.mean(v)) for scheme, v in at.items()}
+        diff = mean["adaloss"] - mean["const"]
         spreads = [max(v) - min(v) for v in at.values() if len(v) > 1]
         spread = max(spreads) if spreads else None
         if spread is None:
@@ -171,8 +172,8 @@ def adaloss_vs_const(accuracy: dict[tuple[str, int], list[float]], num_exits: in
             verdict = "within the seed spread"
         result[name] = {
             "exit": k,
-            "adaloss": round(float(np.mean(at["adaloss"])), 2),
-            "const": round(float(np.mean(at["const"])), 2),
+            "adaloss": round(mean["adaloss"], 2),
+            "const": round(mean["const"], 2),
             "difference_points": round(diff, 2),
             "seed_spread_points": None if spread is None else round(spread, 2),
             "verdict": verdict,

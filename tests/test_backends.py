@@ -31,6 +31,16 @@ CORE = [
     "test_weighting.py",
     "test_zoo.py",
 ]
+# Left out of the other backends' runs (they run on TensorFlow in the main suite):
+# a test that already starts a process per backend, and parameter and MAC counts of
+# ImageNet-size models, arithmetic on the graph that no backend changes, whose builds cost
+# minutes under JAX (an initializer compiled per weight shape).
+TENSORFLOW_ONLY = [
+    "test_adaloss.py::test_same_weights_on_jax_torch_and_tensorflow",
+    "test_msdnet.py::test_imagenet_models_match_reference_figures",
+    "test_densenet.py::test_densenet121_matches_keras_applications",
+    "test_densenet.py::test_densenet_bc_100",
+]
 ENVS = {"jax": JAX_ENV, "torch": {"KERAS_BACKEND": "torch"}}
 
 
@@ -38,7 +48,8 @@ ENVS = {"jax": JAX_ENV, "torch": {"KERAS_BACKEND": "torch"}}
 def test_core_suite_passes_on(backend):
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        + [str(TESTS / name) for name in CORE],
+        + [str(TESTS / name) for name in CORE]
+        + [f"--deselect=tests/{test}" for test in TENSORFLOW_ONLY],
         cwd=TESTS.parent,
         env={**os.environ, **ENVS[backend]},
         capture_output=True,

@@ -27,7 +27,8 @@ from keras_anytime import datasets
 from keras_anytime.inference import EarlyExitPredictor
 
 FLAGS = (
-    "lr", "batch_size", "weight_decay", "label_smoothing", "ema", "cutout", "weighting", "epochs"
+    "lr", "batch_size", "weight_decay", "l2", "label_smoothing", "ema", "cutout", "weighting",
+    "epochs",
 )  # fmt: skip
 
 

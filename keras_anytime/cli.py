@@ -131,6 +131,9 @@ def _add_train(verbs) -> None:
     t.add_argument(
         "--weight-decay", type=float, default=None, help="decoupled, on kernels (recipe's)"
     )
+    t.add_argument(
+        "--l2", type=float, default=None, help="kernels' L2 factor, 0: none (the builders' 1e-4)"
+    )
     t.add_argument("--label-smoothing", type=float, default=None, help="(the recipe's)")
     t.add_argument(
         "--ema", type=float, default=None, help="weight EMA momentum, 0: none (the recipe's)"

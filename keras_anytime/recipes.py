@@ -15,7 +15,8 @@
   ablation"); at 50 to 90 epochs the zoo's ResNets overfit (train accuracy 91-94% against
   86% val), so `fast` takes the lower 0.8 with the extra decay. Label smoothing is off:
   it changes the confidences that early exit thresholds.
-No recipe keeps an EMA of the weights yet (`optimizer(..., ema=)`, `train --ema`).
+No recipe keeps an EMA of the weights yet (`optimizer(..., ema=)`, `train --ema`), and every
+recipe keeps the builders' own kernel L2 (`set_kernel_l2`, `train --l2` change it).
 The default learning rate scales linearly with the batch size.
 """
 
@@ -30,6 +31,8 @@ WEIGHT_DECAY = {"paper": 0.0, "short": 0.0, "fast": 5e-4}
 LABEL_SMOOTHING = {"paper": 0.0, "short": 0.0, "fast": 0.0}
 # momentum of an exponential moving average of the trainable weights (0: none)
 EMA = {"paper": 0.0, "short": 0.0, "fast": 0.0}
+# factor of the kernels' L2 regulariser (None: the builders' own, applications.base.L2)
+KERNEL_L2 = {"paper": None, "short": None, "fast": None}
 
 
 def learning_rate(
@@ -93,6 +96,27 @@ def optimizer(
     if weight_decay:
         sgd.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return sgd
+
+
+def set_kernel_l2(model: keras.Model, l2: float) -> int:
+    """Replace every `keras.regularizers.L2` kernel regulariser in `model` (nested models
+    included) by `L2(l2)`, or remove it for `l2=0`; kernels without one keep none. Call
+    before `compile`. The layers' configs follow, so a saved model keeps the new factor.
+    Returns how many kernels changed."""
+    if not l2 >= 0:
+        raise ValueError(f"l2 must be >= 0, got {l2}.")
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    changed, stack = 0, list(model.layers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, keras.Model):
+            stack.extend(layer.layers)
+            continue
+        if isinstance(getattr(layer, "kernel_regularizer", None), keras.regularizers.L2):
+            layer.kernel_regularizer = regularizer
+            layer.kernel.regularizer = regularizer
+            changed += 1
+    return changed
 
 
 PRECISIONS = ("auto", "bfloat16", "float32")

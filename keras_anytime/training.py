@@ -271,6 +271,9 @@ def _compiled_model(args, steps: int, jit_compile: bool):
     from keras_anytime.losses import SparseCategoricalCrossentropy
 
     model = build_model(args)
+    l2 = recipes.KERNEL_L2[args.recipe] if args.l2 is None else args.l2
+    if l2 is not None:
+        recipes.set_kernel_l2(model, l2)
     weight_decay = (
         recipes.WEIGHT_DECAY[args.recipe] if args.weight_decay is None else args.weight_decay
     )

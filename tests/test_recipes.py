@@ -102,3 +102,40 @@ def test_jit_compile_auto_is_xla_for_float32_on_a_tensorflow_cpu(monkeypatch):
     assert recipes.resolve_jit_compile("auto", "bfloat16") is True
     with pytest.raises(ValueError, match="Unknown jit_compile 'yes'"):
         recipes.resolve_jit_compile("yes", "float32")
+
+
+def _l2_total(model) -> float:
+    return float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
+
+
+def test_set_kernel_l2_replaces_the_builders_factor_everywhere(tmp_path):
+    from keras_anytime.applications import AnytimeResNet, base
+
+    model = AnytimeResNet(8)
+    kernels = [v for v in model.trainable_weights if v.regularizer is not None]
+    squares = sum(float(np.sum(keras.ops.convert_to_numpy(v) ** 2)) for v in kernels)
+    assert _l2_total(model) == pytest.approx(base.L2 * squares, rel=1e-5)
+
+    assert recipes.set_kernel_l2(model, 3e-4) == len(kernels)
+    assert _l2_total(model) == pytest.approx(3e-4 * squares, rel=1e-5)
+    model.save(tmp_path / "m.keras")  # the configs carry the new factor
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert _l2_total(reloaded) == pytest.approx(3e-4 * squares, rel=1e-5)
+
+    assert recipes.set_kernel_l2(model, 0.0) == len(kernels)
+    assert model.losses == [] and all(v.regularizer is None for v in model.trainable_weights)
+    assert recipes.set_kernel_l2(model, 1e-4) == 0  # no kernel regulariser left to replace
+    with pytest.raises(ValueError, match="l2 must be >= 0"):
+        recipes.set_kernel_l2(model, -1e-4)
+
+
+def test_train_takes_the_recipes_kernel_l2_or_l2():
+    from keras_anytime import cli, training
+
+    argv = ["train", "--depth", "8", "--recipe", "fast", "--out", "unused"]
+    builders = training._compiled_model(cli.parser().parse_args(argv), 10, jit_compile=False)
+    none = training._compiled_model(
+        cli.parser().parse_args([*argv, "--l2", "0"]), 10, jit_compile=False
+    )
+    assert recipes.KERNEL_L2["fast"] is None and _l2_total(builders) > 0
+    assert none.losses == []

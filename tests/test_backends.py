@@ -32,9 +32,10 @@ CORE = [
     "test_zoo.py",
 ]
 # Left out of the other backends' runs (they run on TensorFlow in the main suite):
-# a test that already starts a process per backend, and parameter and MAC counts of
-# ImageNet-size models, arithmetic on the graph that no backend changes, whose builds cost
-# minutes under JAX (an initializer compiled per weight shape).
+# a test that already starts a process per backend, and parameter and MAC counts of large
+# models, arithmetic on the graph that no backend changes, whose builds took 35-45 s each
+# under JAX (an initializer compiled per weight shape). Node-id prefixes: the last one
+# also leaves out test_densenet_bc_100_single_exit_parameters.
 TENSORFLOW_ONLY = [
     "test_adaloss.py::test_same_weights_on_jax_torch_and_tensorflow",
     "test_msdnet.py::test_imagenet_models_match_reference_figures",

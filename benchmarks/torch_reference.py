@@ -103,8 +103,9 @@ def main() -> None:
     y, y_val = y.astype("int64"), y_val.astype("int64")
     torch.manual_seed(args.seed)
     model = torch_resnet20().to(memory_format=torch.channels_last)
-    decayed = [p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
-    others = [p for n, p in model.named_parameters() if not (n.endswith("weight") and p.dim() > 1)]
+    # kernels (convolution, Dense) are the parameters of 2 or more dimensions
+    decayed = [p for p in model.parameters() if p.dim() > 1]
+    others = [p for p in model.parameters() if p.dim() <= 1]
     opt = torch.optim.SGD(
         [{"params": decayed, "weight_decay": args.weight_decay}, {"params": others}],
         lr=0.0,

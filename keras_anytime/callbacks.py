@@ -1,8 +1,10 @@
-"""AdaLoss: adaptive per-exit loss weights (Hu et al., AAAI 2019, arXiv 1708.06832)."""
+"""Training callbacks: AdaLoss, adaptive per-exit loss weights (Hu et al., AAAI 2019,
+arXiv 1708.06832), and WeightEMA, an average of the weights with BatchNorm's statistics."""
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -150,3 +152,103 @@ class AdaLoss(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.model.set_loss_balancer(None)
+
+
+class WeightEMA(keras.callbacks.Callback):
+    """Keeps an exponential moving average of every float weight of the model, BatchNorm's
+    moving statistics included, and validates and checkpoints with it.
+
+    After every training step `avg <- m * avg + (1 - m) * w` for each trainable weight and
+    each non-trainable float one, with `m = min(momentum, (1 + t) / (10 + t))` at step `t`
+    (the warm-up of `tf.train.ExponentialMovingAverage`'s `num_updates`), so the first
+    epochs do not average in the initialisation. Averaging the BatchNorm statistics with
+    the kernels, as timm's `ModelEmaV2` averages a module's whole state, keeps the two
+    consistent; Keras's optimizer EMA (`use_ema`) averages trainable variables only, and
+    with statistics of the current weights the average of a 9-exit ResNet-20 stayed at
+    chance on `val` (benchmarks/README.md, "At 60 epochs").
+
+    Validation runs with the average (swapped in at `on_test_begin`, out at `on_test_end`).
+    At every epoch's end the average is written to `path` (with the step count), then
+    swapped in for the callbacks after this one (checkpoint, log) and swapped out at the
+    next epoch's start; training ends with the average in the model. Put this callback
+    after `keras.callbacks.BackupAndRestore`, which must save the trained weights; a
+    resumed run reads `path` back in `on_train_begin` and goes on with the same average.
+
+    Args:
+        momentum: decay of the average per step, in (0, 1).
+        path: an `.npz` file that keeps the average between runs; None: none kept.
+    """
+
+    def __init__(self, momentum: float = 0.999, path: str | Path | None = None):
+        super().__init__()
+        if not 0.0 < momentum < 1.0:
+            raise ValueError(f"momentum must be in (0, 1), got {momentum}.")
+        self.momentum = float(momentum)
+        self.path = Path(path) if path is not None else None
+        self._variables: list = []
+        self._average: list[np.ndarray] = []
+        self._steps, self._swapped = 0, False
+
+    def on_train_begin(self, logs=None):
+        # model.weights: the layers' variables, not the optimizer's or AdaLoss's state
+        self._variables = [v for v in self.model.weights if "float" in str(v.dtype)]
+        self._average = [
+            np.array(ops.convert_to_numpy(v), dtype="float32") for v in self._variables
+        ]
+        self._steps, self._swapped = 0, False
+        if self.path is not None and self.path.is_file():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            with np.load(self.path) as saved:
+                steps = int(saved["steps"])
+                average = [saved[f"w{i}"] for i in range(len(saved.files) - 1)]
+        except Exception as err:
+            raise ValueError(
+                f"{self.path} is not a readable weight average ({err}). Delete it to start "
+                "the average afresh from the current weights."
+            ) from err
+        shapes = [tuple(v.shape) for v in self._variables]
+        if [a.shape for a in average] != shapes:
+            raise ValueError(
+                f"{self.path} holds an average of {len(average)} weights that does not match "
+                f"this model's {len(shapes)} float weights (another model or configuration). "
+                "Delete it, or resume with the model that wrote it."
+            )
+        self._average, self._steps = average, steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        m = min(self.momentum, (1.0 + self._steps) / (10.0 + self._steps))
+        for average, v in zip(self._average, self._variables):
+            average *= m
+            average += (1.0 - m) * ops.convert_to_numpy(v)
+
+    def _swap(self) -> None:
+        for i, v in enumerate(self._variables):
+            current = np.array(ops.convert_to_numpy(v), dtype="float32")
+            v.assign(self._average[i])
+            self._average[i] = current
+        self._swapped = not self._swapped
+
+    def on_test_begin(self, logs=None):
+        if not self._swapped:
+            self._swap()
+
+    def on_test_end(self, logs=None):
+        if self._swapped:
+            self._swap()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._swapped:
+            self._swap()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.path is not None:
+            arrays = {f"w{i}": a for i, a in enumerate(self._average)}
+            partial = self.path.with_name(self.path.name + ".partial")
+            with open(partial, "wb") as f:
+                np.savez(f, steps=self._steps, **arrays)
+            partial.replace(self.path)  # a crash mid-write leaves the last average whole
+        self._swap()

@@ -86,18 +86,20 @@ def node_macs(node, layer=None) -> int:
     return layer_macs(layer, shapes[0], out_shape)
 
 
-def _calls_macs(output, cache: dict) -> dict:
+def _calls_macs(output, cache: dict, lazy: bool) -> dict:
     """{key: MACs} of every layer call that `output` depends on (`graph.layer_calls`);
     `cache` keeps each node's count across outputs."""
     found = {}
-    for key, node in graph.layer_calls(output).items():
+    for key, node in graph.layer_calls(output, lazy).items():
         if id(node) not in cache:
             cache[id(node)] = node_macs(node)
         found[key] = cache[id(node)]
     return found
 
 
-def exit_flops(model: keras.Model, *, include_earlier_exits: bool = False) -> list[int]:
+def exit_flops(
+    model: keras.Model, *, include_earlier_exits: bool = False, lazy: bool = False
+) -> list[int]:
     """Cumulative MACs for one image at each output, in output order.
 
     Exit k's count covers every layer on the path from the input to exit k (its head
@@ -105,14 +107,19 @@ def exit_flops(model: keras.Model, *, include_earlier_exits: bool = False) -> li
     also covers everything exits 1..k-1 need (their heads included): the cost of an
     anytime run that evaluates every exit on the way, as the MSDNet reference counts.
     Models nested as layers count the part of their graph that the output needs.
+
+    `lazy=True` counts only what each exit reads, not the work that the anytime order
+    runs before it (`layers.RunAfter`: the other scales of an MSDNet block), which a
+    lazy run defers to the first later exit that reads it. With `include_earlier_exits`
+    too, this is what `EarlyExitPredictor` runs up to exit k (its `exit_macs`).
     """
     cache: dict[int, int] = {}
     if not include_earlier_exits:
-        return [sum(_calls_macs(out, cache).values()) for out in model.outputs]
+        return [sum(_calls_macs(out, cache, lazy).values()) for out in model.outputs]
     seen: dict[tuple, int] = {}
     totals = []
     for out in model.outputs:
-        seen.update(_calls_macs(out, cache))
+        seen.update(_calls_macs(out, cache, lazy))
         totals.append(sum(seen.values()))
     return totals
 

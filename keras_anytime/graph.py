@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import keras
 
+from keras_anytime.layers import RunAfter
+
 
 def producer(tensor):
     """The Keras `Node` (one layer call) that made symbolic `tensor`."""
@@ -16,9 +18,13 @@ def producer(tensor):
     return operation._inbound_nodes[node_index]
 
 
-def layer_calls(output) -> dict[tuple, object]:
+def layer_calls(output, lazy: bool = False) -> dict[tuple, object]:
     """Every layer call (Keras `Node`) that symbolic `output` depends on, its own included
     and input layers left out, as {key: node}.
+
+    `lazy=True` follows a `RunAfter` call through its first input only: the output's
+    data dependencies, without the work the anytime order runs before it (the other
+    scales of an MSDNet block).
 
     A nested model (a functional model called as a layer, as the members of an EANN) is
     expanded: the calls of its own layers that the output needs appear under keys that
@@ -44,5 +50,8 @@ def layer_calls(output) -> dict[tuple, object]:
         key = (scope, id(node))
         if key not in found:
             found[key] = node
-            stack.extend((t, scope) for t in node.input_tensors)
+            inputs = node.input_tensors
+            if lazy and isinstance(operation, RunAfter):
+                inputs = inputs[:1]
+            stack.extend((t, scope) for t in inputs)
     return found

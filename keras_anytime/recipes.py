@@ -15,7 +15,7 @@
   ablation"); at 50 to 90 epochs the zoo's ResNets overfit (train accuracy 91-94% against
   86% val), so `fast` takes the lower 0.8 with the extra decay. Label smoothing is off:
   it changes the confidences that early exit thresholds.
-No recipe keeps an EMA of the weights yet (`optimizer(..., ema=)`, `train --ema`), and every
+No recipe keeps an average of the weights (`train --ema`, `callbacks.WeightEMA`), and every
 recipe keeps the builders' own kernel L2 (`set_kernel_l2`, `train --l2` change it).
 The default learning rate scales linearly with the batch size.
 """
@@ -68,30 +68,23 @@ def optimizer(
     batch_size: int = 128,
     lr: float | None = None,
     weight_decay: float = 0.0,
-    ema: float = 0.0,
 ) -> keras.optimizers.Optimizer:
     """SGD with momentum 0.9 (Nesterov for `short` and `fast`) on `learning_rate(...)`'s
     schedule.
 
     `weight_decay` > 0 adds decoupled weight decay (each step, `w -= lr * weight_decay * w`)
     on the kernels, not on BatchNorm parameters or biases, on top of the builders' L2.
-    `ema` in (0, 1) keeps an exponential moving average of the trainable weights with that
-    momentum, updated every step (Keras's `use_ema`); `keras.callbacks.SwapEMAWeights`
-    evaluates with it, and `fit` ends with it in the model. BatchNorm's moving statistics
-    are not averaged: they stay those of the trained weights.
+    An average of the weights is `callbacks.WeightEMA`'s, not the optimizer's (`use_ema`
+    leaves BatchNorm's statistics out).
     """
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
-    if not 0.0 <= ema < 1.0:
-        raise ValueError(f"ema is a momentum in [0, 1) (0: no average), got {ema}.")
     schedule = learning_rate(recipe, epochs, steps_per_epoch, batch_size, lr)
     sgd = keras.optimizers.SGD(
         schedule,
         momentum=0.9,
         nesterov=recipe != "paper",
         weight_decay=weight_decay or None,
-        use_ema=ema > 0,
-        ema_momentum=ema or 0.99,
     )
     if weight_decay:
         sgd.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])

@@ -282,11 +282,8 @@ def _compiled_model(args, steps: int, jit_compile: bool):
         if args.label_smoothing is None
         else args.label_smoothing
     )
-    ema = _ema(args)
     model.compile(
-        recipes.optimizer(
-            args.recipe, args.epochs, steps, args.batch_size, args.lr, weight_decay, ema
-        ),
+        recipes.optimizer(args.recipe, args.epochs, steps, args.batch_size, args.lr, weight_decay),
         SparseCategoricalCrossentropy(smoothing),
         loss_weights=loss_weights(args, model.num_exits),
         metrics=["accuracy"],
@@ -305,7 +302,7 @@ def _ema(args) -> float:
 def _callbacks(args, out: Path, num_exits: int) -> list:
     import keras
 
-    from keras_anytime.callbacks import AdaLoss
+    from keras_anytime.callbacks import AdaLoss, WeightEMA
 
     monitor = f"val_exit_{num_exits}_accuracy"
     callbacks = [
@@ -322,10 +319,11 @@ def _callbacks(args, out: Path, num_exits: int) -> list:
         ),
     ]
     if _ema(args):
-        # after the backup, which keeps the trained weights (and the average in the
-        # optimizer), before the checkpoint and the log, which see the averaged ones;
-        # validation runs on the average too
-        callbacks.insert(3, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        # after the backup, which keeps the trained weights, before the checkpoint and the
+        # log, which see the averaged ones; validation runs on the average too, and the
+        # average is kept beside the backup for a resumed run
+        ema = WeightEMA(_ema(args), path=out / "backup" / "weight_ema.npz")
+        callbacks.insert(3, ema)
     if args.weighting == "adaloss":
         adaloss = AdaLoss(
             momentum=args.adaloss_momentum,

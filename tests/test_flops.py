@@ -2,6 +2,7 @@ import keras
 from keras import layers
 
 from keras_anytime.flops import exit_flops
+from keras_anytime.layers import RunAfter
 from keras_anytime.models import AnytimeModel
 
 
@@ -41,3 +42,18 @@ def test_earlier_exits_and_nested_models():
         inp, [layers.Identity(name=f"exit_{k}")(t) for k, t in enumerate([*first, *second], 1)]
     )
     assert exit_flops(outer) == [6932, 10560, 576 + 6932, 576 + 10560]
+
+
+def test_lazy_counts_leave_out_run_after_ordering():
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", use_bias=False)(inp)  # 6912
+    side = layers.Conv2D(2, 1, use_bias=False)(x)  # 8*8*2*4 = 512, read by exit 2 only
+    e1 = layers.Dense(5, name="exit_1")(
+        layers.GlobalAveragePooling2D()(RunAfter()([x, side]))  # 20
+    )
+    e2 = layers.Dense(2, name="exit_2")(layers.GlobalAveragePooling2D()(side))  # 4
+    model = AnytimeModel(inp, [e1, e2])
+    assert exit_flops(model) == [6912 + 512 + 20, 6912 + 512 + 4]
+    assert exit_flops(model, lazy=True) == [6912 + 20, 6912 + 512 + 4]
+    assert exit_flops(model, include_earlier_exits=True, lazy=True) == [6932, 6932 + 516]
+    assert exit_flops(model, include_earlier_exits=True) == [7444, 7448]

@@ -45,15 +45,6 @@ def test_bad_recipe_and_lengths():
         recipes.optimizer("short", 0, 10)
 
 
-def test_ema_keeps_an_average_of_the_weights():
-    assert not recipes.optimizer("fast", 2, 10).use_ema
-    opt = recipes.optimizer("fast", 2, 10, ema=0.999)
-    assert opt.use_ema and opt.ema_momentum == 0.999
-    for bad in (-0.1, 1.0):
-        with pytest.raises(ValueError, match=r"ema is a momentum in \[0, 1\)"):
-            recipes.optimizer("fast", 2, 10, ema=bad)
-
-
 def test_weight_decay_shrinks_kernels_but_not_batchnorm_parameters():
     inp = keras.Input((4, 4, 2))
     x = keras.layers.Conv2D(3, 1, use_bias=False, name="conv")(inp)

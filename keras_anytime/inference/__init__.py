@@ -5,7 +5,9 @@ Modules: `stages` (cutting the model into stages and compiling them), `policy` (
 exit rule and the threshold fit, NumPy only) and `predictor` (`EarlyExitPredictor`).
 
 `EarlyExitPredictor(model)` cuts the model into stages, one per exit: stage k computes
-what exit k needs that stages 1..k-1 did not compute, then exit k's head. Each image
+what exit k reads that stages 1..k-1 did not compute, then exit k's head (lazily: what
+the anytime order runs beside an exit, the finer scales of an MSDNet block, waits for
+the first later exit that reads it). Each image
 leaves at the first exit k whose largest class probability is >= `thresholds[k-1]`; the
 last exit takes every image left. Later stages run only on the images still in.
 
@@ -14,7 +16,7 @@ ICLR 2018) or are set by hand; `predict_at(x, k)` runs exits 1..k only (anytime 
 
 Costs are MACs of one image (`keras_anytime.flops`). An image leaving at exit k costs
 `exit_macs[k-1]`: everything stages 1..k run, the heads of exits 1..k included, as
-`exit_flops(model, include_earlier_exits=True)[k-1]` counts it.
+`exit_flops(model, include_earlier_exits=True, lazy=True)[k-1]` counts it.
 
 Saved form (`save(path)`): the model as the `.keras` file `path`, and a JSON sidecar
 `path + ".early_exit.json"`:

@@ -124,9 +124,9 @@ def _add_train(verbs) -> None:
     t.add_argument("--final-extra", type=float, default=0.0)
     t.add_argument("--update-every", type=int, default=100)
     t.add_argument("--epochs", type=int, default=2)
-    t.add_argument("--recipe", choices=("fast", "short", "paper"), default="short")
+    t.add_argument("--recipe", choices=("fast", "short", "paper", "step"), default="short")
     t.add_argument("--batch-size", type=int, default=128)
-    lr_help = "peak learning rate (default per 128 images: short 1.6, paper 0.1)"
+    lr_help = "peak learning rate (default per 128 images: short 1.6, fast 0.8, paper and step 0.1)"
     t.add_argument("--lr", type=float, default=None, help=lr_help)
     t.add_argument(
         "--weight-decay", type=float, default=None, help="decoupled, on kernels (recipe's)"

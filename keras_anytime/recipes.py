@@ -1,20 +1,25 @@
 """Training recipes: optimiser and learning-rate schedule, as code.
 
-- `paper`: the recipe of Hu et al. (and He et al. for CIFAR ResNets): SGD with momentum
-  0.9, lr 0.1 at batch 128, divided by 10 at 50% and 75% of training, batch 128, and the
-  builders' L2 regulariser on every kernel (`applications.base.L2`: Keras's L2(1e-4),
-  whose gradient 2e-4 * w is twice the papers' weight decay of 1e-4).
+- `paper`: the CIFAR recipe of Hu et al.'s code (EchoWho/AnytimeNeuralNetwork_public,
+  `anytime_models/examples/ann_app_utils.py`, `cifar_svhn_train_or_test`; the weight decay
+  in `anytime_models/models/anytime_network.py`): 300 epochs at batch 128, SGD with
+  momentum 0.9 (no Nesterov), lr 0.1, 0.01 from epoch 140, 0.001 from epoch 210 and 0.0002
+  from epoch 250 (0-based: tensorpack's `ScheduledHyperParamSetter` sets a value after the
+  epoch it names ends), pad-4 crop and flip. For CIFAR that code forces
+  `regularize_coef="decay"`: a decay factor of 2e-4 times `tf.nn.l2_loss` (halved sum of
+  squares) on the conv kernels and the heads, which only decays after 480,000 steps, past
+  the end of 300 epochs. That is the builders' own `L2(1e-4)` exactly. Over another number
+  of epochs the drops keep their fractions of training (140/300, 210/300, 250/300).
+- `step`: He et al.'s CIFAR ResNet recipe: the same SGD at lr 0.1 per 128 images, divided
+  by 10 at 50% and 75% of training.
 - `short`: for few epochs on CPUs: the same SGD (Nesterov), linear warm-up over the first
   epoch (at most a tenth of training), then cosine decay to 0, from a peak of 1.6 per 128
-  images. That peak was the best of a sweep (0.05 to 3.2) on the 9-exit AnytimeResNet-20
-  with AdaLoss at a 5-epoch budget (benchmarks/README.md, "The `short` recipe").
+  images, the best peak of a sweep at a 5-epoch budget (benchmarks/README.md, "The `short`
+  recipe").
 - `fast`: `short`'s schedule for a few tens of epochs: peak lr 0.8 per 128 images and
-  decoupled weight decay 5e-4 on the kernels on top of the builders' L2. At 10 epochs on
-  the 9-exit AnytimeResNet-20 with AdaLoss, peak 1.6 beat 0.4 by 1.5 points at the last
-  exit and weight decay added about a point at 0.4 (benchmarks/README.md, "Recipe
-  ablation"); at 50 to 90 epochs the zoo's ResNets overfit (train accuracy 91-94% against
-  86% val), so `fast` takes the lower 0.8 with the extra decay. Label smoothing is off:
-  it changes the confidences that early exit thresholds.
+  decoupled weight decay 5e-4 on the kernels on top of the builders' L2 (benchmarks/README.md,
+  "Recipe ablation"). Label smoothing is off: it changes the confidences that early exit
+  thresholds.
 No recipe keeps an average of the weights (`train --ema`, `callbacks.WeightEMA`), and every
 recipe keeps the builders' own kernel L2 (`set_kernel_l2`, `train --l2` change it).
 The default learning rate scales linearly with the batch size.
@@ -24,15 +29,18 @@ from __future__ import annotations
 
 import keras
 
-RECIPES = ("paper", "short", "fast")
-PEAK_LR = {"paper": 0.1, "short": 1.6, "fast": 0.8}  # per 128 images
+RECIPES = ("paper", "step", "short", "fast")
+PEAK_LR = {"paper": 0.1, "step": 0.1, "short": 1.6, "fast": 0.8}  # per 128 images
 # decoupled weight decay on the kernels (on top of the builders' L2) and label smoothing
-WEIGHT_DECAY = {"paper": 0.0, "short": 0.0, "fast": 5e-4}
-LABEL_SMOOTHING = {"paper": 0.0, "short": 0.0, "fast": 0.0}
+WEIGHT_DECAY = {"paper": 0.0, "step": 0.0, "short": 0.0, "fast": 5e-4}
+LABEL_SMOOTHING = {"paper": 0.0, "step": 0.0, "short": 0.0, "fast": 0.0}
 # momentum of an exponential moving average of the trainable weights (0: none)
-EMA = {"paper": 0.0, "short": 0.0, "fast": 0.0}
+EMA = {"paper": 0.0, "step": 0.0, "short": 0.0, "fast": 0.0}
 # factor of the kernels' L2 regulariser (None: the builders' own, applications.base.L2)
-KERNEL_L2 = {"paper": None, "short": None, "fast": None}
+KERNEL_L2 = {"paper": None, "step": None, "short": None, "fast": None}
+# piecewise-constant recipes: (fraction of training, factor of the peak) from each drop on
+PAPER_DROPS = ((140 / 300, 0.1), (210 / 300, 0.01), (250 / 300, 0.002))
+STEP_DROPS = ((0.5, 0.1), (0.75, 0.01))
 
 
 def learning_rate(
@@ -46,11 +54,15 @@ def learning_rate(
         raise ValueError("epochs and steps_per_epoch must be >= 1.")
     peak = lr if lr is not None else PEAK_LR[recipe] * batch_size / 128
     total = epochs * steps_per_epoch
-    if recipe == "paper":
-        boundaries = [int(total * 0.5), int(total * 0.75)]
-        return keras.optimizers.schedules.PiecewiseConstantDecay(
-            boundaries, [peak, peak / 10, peak / 100]
-        )
+    if recipe in ("paper", "step"):
+        drops = PAPER_DROPS if recipe == "paper" else STEP_DROPS
+        # a drop at epoch e applies from that epoch's first step, whose iteration count is
+        # e * steps_per_epoch; the schedule keeps the earlier value up to its boundary
+        boundaries = [
+            max(1, round(epochs * fraction)) * steps_per_epoch - 1 for fraction, _ in drops
+        ]
+        values = [peak] + [peak * factor for _, factor in drops]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     warmup = min(steps_per_epoch, total // 10) if epochs > 1 else 0
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else peak,
@@ -83,7 +95,7 @@ def optimizer(
     sgd = keras.optimizers.SGD(
         schedule,
         momentum=0.9,
-        nesterov=recipe != "paper",
+        nesterov=recipe in ("short", "fast"),
         weight_decay=weight_decay or None,
     )
     if weight_decay:

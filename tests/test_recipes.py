@@ -7,7 +7,7 @@ import pytest
 from keras_anytime import recipes
 
 
-@pytest.mark.parametrize("recipe,peak", [("short", 1.6), ("paper", 0.1)])
+@pytest.mark.parametrize("recipe,peak", [("short", 1.6), ("paper", 0.1), ("step", 0.1)])
 def test_default_peak_scales_with_the_batch(recipe, peak):
     for batch in (128, 256):
         schedule = recipes.learning_rate(recipe, epochs=20, steps_per_epoch=100, batch_size=batch)
@@ -25,17 +25,39 @@ def test_short_warms_up_for_one_epoch_then_decays_to_zero():
     assert lrs[-1] == pytest.approx(0.0, abs=1e-6)
 
 
-def test_paper_divides_by_ten_at_half_and_three_quarters():
-    schedule = recipes.learning_rate("paper", epochs=4, steps_per_epoch=100)
-    assert [float(schedule(s)) for s in (0, 199, 201, 299, 301)] == pytest.approx(
-        [0.1, 0.1, 0.01, 0.01, 0.001]
+def test_step_divides_by_ten_at_half_and_three_quarters():
+    schedule = recipes.learning_rate("step", epochs=4, steps_per_epoch=100)
+    assert [float(schedule(s)) for s in (0, 199, 200, 299, 300, 399)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    )
+
+
+def test_paper_is_the_authors_cifar_schedule_by_epoch():
+    # 0.1, then 0.01 from epoch 140, 0.001 from 210 and 0.0002 from 250 (0-based), each
+    # from the first step of that epoch (the optimizer's iteration count before the step)
+    steps = 351
+    schedule = recipes.learning_rate("paper", epochs=300, steps_per_epoch=steps)
+    first = {epoch: float(schedule(epoch * steps)) for epoch in (0, 139, 140, 209, 210, 249, 250)}
+    assert first == pytest.approx(
+        {0: 0.1, 139: 0.1, 140: 0.01, 209: 0.01, 210: 0.001, 249: 0.001, 250: 0.0002}
+    )
+    assert float(schedule(140 * steps - 1)) == pytest.approx(0.1)
+    assert float(schedule(300 * steps - 1)) == pytest.approx(0.0002)
+
+
+def test_paper_keeps_its_fractions_over_another_length():
+    schedule = recipes.learning_rate("paper", epochs=30, steps_per_epoch=10)
+    assert [float(schedule(e * 10)) for e in (13, 14, 20, 21, 24, 25)] == pytest.approx(
+        [0.1, 0.01, 0.01, 0.001, 0.001, 0.0002]
     )
 
 
 def test_optimizer_is_sgd_on_that_schedule():
     opt = recipes.optimizer("short", epochs=2, steps_per_epoch=10)
     assert isinstance(opt, keras.optimizers.SGD) and opt.nesterov and opt.momentum == 0.9
-    assert not recipes.optimizer("paper", epochs=2, steps_per_epoch=10).nesterov
+    for recipe in ("paper", "step"):
+        paper = recipes.optimizer(recipe, epochs=2, steps_per_epoch=10)
+        assert not paper.nesterov and paper.momentum == 0.9
 
 
 def test_bad_recipe_and_lengths():

@@ -41,8 +41,8 @@ def shared_docstring(builder):
 
 BN_EPSILON = 1.001e-5
 # Kernel regulariser `keras.regularizers.L2(L2)`: L2 * sum(w**2) in the loss, a gradient of
-# 2 * L2 * w, so twice the decay of the paper's 1e-4 as the authors' code applies it
-# (1e-4 * tf.nn.l2_loss(w) = 1e-4 * sum(w**2) / 2) and of PyTorch's weight_decay=1e-4.
+# 2 * L2 * w: the decay the authors' code applies on CIFAR (2e-4 * tf.nn.l2_loss(w), the
+# `paper` recipe in keras_anytime.recipes), twice PyTorch's weight_decay=1e-4.
 L2 = 1e-4
 
 

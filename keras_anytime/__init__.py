@@ -1,14 +1,16 @@
 """keras-anytime: anytime neural networks for Keras 3, with AdaLoss.
 
-`import keras_anytime` registers `AnytimeModel` and the package's layers with Keras, so
-`keras.saving.load_model` restores saved anytime models of every family; it builds no
+`import keras_anytime` registers `AnytimeModel`, the package's layers and its loss with
+Keras, so `keras.saving.load_model` restores saved anytime models of every family, compiled
+ones (`keras-anytime train`'s model.keras) included; it builds no
 model and loads no data. The other submodules load on first use, for example
 `keras_anytime.applications.AnytimeResNet`.
 """
 
 import importlib
 
-from keras_anytime import layers, models  # register AnytimeModel, RunAfter for load_model
+# registered with Keras for load_model: AnytimeModel, the layers, the compiled loss
+from keras_anytime import layers, losses, models
 
 __version__ = "0.1.0"
 
@@ -35,4 +37,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'keras_anytime' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "attach_exits", "layers", "models", *_LAZY]
+__all__ = ["__version__", "attach_exits", "layers", "losses", "models", *_LAZY]

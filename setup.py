@@ -13,6 +13,7 @@ setup(
         "keras_anytime",
         "keras_anytime.applications",
         "keras_anytime.inference",
+        "keras_anytime.training",
         "keras_anytime._zoo",
     ],
     # The repository's top-level zoo/ folder ships inside the package as keras_anytime/_zoo.

@@ -1,7 +1,8 @@
 """The `keras-anytime` command: `train`, `eval` and `zoo list`.
 
 The verbs parse their arguments here and import the package only when they run, so
-`--help` stays fast; `train` runs `keras_anytime.training.run`.
+`--help` stays fast; `train` maps its arguments to a `training.TrainConfig` and runs
+`training.train`. Only this module turns the package's errors into exit codes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ from pathlib import Path
 
 from keras_anytime.registry import FAMILIES
 
-# the families `train` configures; an EANN trains member by member (applications.eann)
-TRAIN_FAMILIES = tuple(f for f in FAMILIES if f != "eann")
+__all__ = ["main", "parser"]
+
+TRAIN_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.trainable)
 WEIGHTINGS = ("adaloss", "const", "linear", "half_end", "sieve", "opt")
+# every model argument a trainable family takes, by flag (a shared one, such as --depth,
+# once); which family takes which is FAMILIES' business
+MODEL_OPTIONS = {
+    option.cli_flag: option for name in TRAIN_FAMILIES for option in FAMILIES[name].train_options
+}
 
 TRAIN_EXAMPLE = """example:
   keras-anytime train --family resnet --depth 20 --weighting adaloss --epochs 2 \\
@@ -41,10 +48,41 @@ Maintainers add a preset from a finished train run with zoo/tools/add_preset.py 
 """
 
 
+def train_config(args):
+    """The `training.TrainConfig` of parsed `train` arguments."""
+    from keras_anytime.training import TrainConfig
+
+    family = FAMILIES[args.family]
+    takes = {option.cli_flag for option in family.train_options}
+    given = {flag: getattr(args, _dest(flag)) for flag in MODEL_OPTIONS}
+    stray = sorted(flag for flag, value in given.items() if value is not None and flag not in takes)
+    if stray:
+        raise ValueError(
+            f"--family {args.family} takes no {', '.join(stray)}: its model options are "
+            f"{', '.join(sorted(takes))}."
+        )
+    model = {
+        o.name: given[o.cli_flag] for o in family.train_options if given[o.cli_flag] is not None
+    }
+    skip = {"verb", "func", "argv", "mixed_precision", *map(_dest, MODEL_OPTIONS)}
+    values = {k: v for k, v in vars(args).items() if k not in skip}
+    if args.mixed_precision:
+        values["precision"] = "bfloat16"
+    return TrainConfig(**values, model=model)
+
+
+def _dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
 def train(args) -> int:
     from keras_anytime import training
 
-    return training.run(args)
+    try:
+        training.train(train_config(args), argv=args.argv)
+    except (ValueError, training.TrainingDiverged) as e:
+        raise SystemExit(str(e)) from e
+    return 0
 
 
 def evaluate(args) -> int:
@@ -54,9 +92,9 @@ def evaluate(args) -> int:
 
     try:
         model = zoo.load_model_or_preset(args.model)
+        dataset = eval_batches(args.data, args.split, args.data_dir, args.batch_size)
     except ValueError as e:
         raise SystemExit(str(e)) from e
-    dataset = eval_batches(args.data, args.split, args.data_dir, args.batch_size)
     rows = evaluate_exits(model, dataset, from_logits=args.from_logits, flip=args.flip)
     print(format_table(rows, args.split + (" flip" if args.flip else "")))
     out = Path(args.out)
@@ -102,12 +140,8 @@ def _add_train(verbs) -> None:
         formatter_class=fmt,
     )
     t.add_argument("--family", choices=TRAIN_FAMILIES, default="resnet")
-    t.add_argument("--depth", type=int, default=None, help="resnet: 20; densenet: 100")
-    t.add_argument("--width", type=int, default=None, help="resnet base width (16 CIFAR)")
-    t.add_argument("--growth-rate", type=int, default=None, help="densenet (12 CIFAR)")
-    t.add_argument("--msdnet-config", default="cifar_anytime", help="msdnet: MSDNET_CONFIGS key")
-    t.add_argument("--n-blocks", type=int, default=None, help="msdnet: override n_blocks")
-    t.add_argument("--exit-every", type=int, default=1, help="resnet, densenet")
+    for flag, option in MODEL_OPTIONS.items():
+        t.add_argument(flag, type=option.type, default=None, help=option.help)
     t.add_argument("--classes", type=int, default=10)
     t.add_argument(
         "--weights", default=None, help="start from 'cifar10' (zoo preset) or a weights file"
@@ -159,7 +193,18 @@ def _add_train(verbs) -> None:
     t.add_argument("--train-split", default="train")
     t.add_argument("--val-split", default="val")
     t.add_argument("--steps-per-epoch", type=int, default=None)
-    t.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default="none")
+    t.add_argument(
+        "--strategy",
+        choices=("none", "mirrored", "multiworker"),
+        default="none",
+        help="tf.distribute (TensorFlow backend)",
+    )
+    t.add_argument(
+        "--distribution",
+        choices=("none", "data-parallel"),
+        default="none",
+        help="keras.distribution over this host's devices (JAX backend)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity (1: bar)")
     t.add_argument("--out", required=True, help="output folder")

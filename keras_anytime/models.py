@@ -43,6 +43,10 @@ class ExitWeighting(keras.metrics.Metric):
     every backend, and its `result()` puts the weights in `logs` (`adaloss_w_1 …
     adaloss_w_K`) once a balancer has been installed. `reset_state` does nothing: the state
     persists across epochs and is training state, not an epoch statistic.
+
+    The `aggregation` settings serve tf.distribute, where each replica holds a copy. Under
+    `keras.distribution.DataParallel` (JAX) the variables are replicated like the weights,
+    and the step computes them once, from the losses over the whole batch.
     """
 
     def __init__(self, num_exits: int, name: str = "exit_weighting", **kwargs):

@@ -26,8 +26,19 @@ import numpy as np
 from keras_anytime import registry
 from keras_anytime.callbacks import AdaLoss
 
-SEARCHABLE = tuple(f for f in registry.FAMILIES if f != "eann")  # those with a search space
+SEARCHABLE = tuple(name for name, f in registry.FAMILIES.items() if f.search_space)
+__all__ = ["AnytimeHyperModel", "ExitSummary", "OBJECTIVES", "SEARCHABLE"]
+
 OBJECTIVES = {"anytime": "val_mean_exit_accuracy", "last": "val_last_exit_accuracy"}
+
+
+def _hyperparameter(hp: keras_tuner.HyperParameters, name: str, space: tuple):
+    """The hyperparameter of a family table's search-space entry ("choice", values) or
+    ("int", low, high)."""
+    kind, *values = space
+    if kind == "choice":
+        return hp.Choice(name, values[0])
+    return hp.Int(name, *values)
 
 
 class ExitSummary(keras.callbacks.Callback):
@@ -87,23 +98,10 @@ class AnytimeHyperModel(keras_tuner.HyperModel):
     def build(self, hp: keras_tuner.HyperParameters):
         family = hp.Choice("family", list(self.families))
         with hp.conditional_scope("family", [family]):
-            if family == "resnet":
-                config = {
-                    "depth": hp.Choice("resnet_depth", [8, 14, 20]),
-                    "width": hp.Choice("resnet_width", [8, 16]),
-                    "exit_every": hp.Int("resnet_exit_every", 1, 3),
-                }
-            elif family == "densenet":
-                config = {
-                    "depth": hp.Choice("densenet_depth", [16, 22, 28]),
-                    "growth_rate": hp.Choice("densenet_growth_rate", [6, 12]),
-                    "exit_every": hp.Int("densenet_exit_every", 1, 4),
-                }
-            else:
-                config = {
-                    "n_blocks": hp.Int("msdnet_n_blocks", 2, 5),
-                    "n_channels": hp.Choice("msdnet_n_channels", [8, 16]),
-                }
+            config = {
+                argument: _hyperparameter(hp, f"{family}_{argument}", space)
+                for argument, space in registry.FAMILIES[family].search_space.items()
+            }
         model = registry.builder(family)(
             **config, input_shape=self.input_shape, classes=self.classes
         )

@@ -14,6 +14,7 @@ from conftest import REPO
 from helpers import JAX_ENV
 
 from keras_anytime import cli, training
+from keras_anytime.training import provenance
 
 
 @pytest.mark.parametrize("verb", [["train"], ["eval"], ["zoo", "list"]])
@@ -105,7 +106,7 @@ def test_train_with_ema_validates_and_ends_on_the_average(cifar_dir, tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert json.loads((out / "run.json").read_text())["args"]["ema"] == 0.5
+    assert json.loads((out / "run.json").read_text())["config"]["ema"] == 0.5
     with open(out / "history.csv") as f:
         last = list(csv.DictReader(f))[-1]
     # the last epoch validated the averaged weights, and the saved model holds them
@@ -134,15 +135,21 @@ def test_eval_unknown_model():
 )
 def test_train_builds_each_family(argv, exits):
     args = cli.parser().parse_args(["train", *argv, "--out", "unused"])
-    model = training.build_model(args)
+    model = training.build_model(cli.train_config(args))
     assert model.output_names == [f"exit_{k}" for k in range(1, exits + 1)]
 
 
 def test_train_opt_builds_only_the_network_up_to_that_exit():
     argv = ["train", "--depth", "8", "--weighting", "opt", "--opt-at", "2", "--out", "unused"]
-    model = training.build_model(cli.parser().parse_args(argv))
+    model = training.build_model(cli.train_config(cli.parser().parse_args(argv)))
     assert model.output_names == ["exit_1", "exit_2"]  # exit 3 and its unit are cut off
-    assert training.loss_weights(cli.parser().parse_args(argv), model.num_exits) == [0.0, 1.0]
+    assert training.loss_weights("opt", model.num_exits) == [0.0, 1.0]
+
+
+def test_train_refuses_a_model_option_its_family_does_not_take():
+    args = cli.parser().parse_args(["train", "--family", "msdnet", "--depth", "20", "--out", "x"])
+    with pytest.raises(ValueError, match="--family msdnet takes no --depth.*--msdnet-config"):
+        cli.train_config(args)
 
 
 def test_train_on_jax_without_tensorflow(cifar_dir, tmp_path):
@@ -178,7 +185,7 @@ def test_train_stops_with_a_clear_error_when_the_loss_diverges(cifar_dir, tmp_pa
     with pytest.raises(SystemExit, match=r"loss became (nan|inf) at batch") as stopped:
         cli.main([*argv, "--lr", "1e30", "--steps-per-epoch", "40", "--verbose", "0"])
     message = str(stopped.value)
-    assert "of epoch 1" in message and "lower --lr" in message
+    assert "of epoch 1" in message and "lower learning rate (--lr)" in message
     batch = int(message.split("at batch ")[1].split()[0])
     assert batch < 40  # stopped at the first bad batch, not at the end of the epoch
     assert _epochs_in(tmp_path / "run" / "history.csv") == []  # the NaN epoch is not logged
@@ -214,11 +221,10 @@ def test_a_run_from_a_preset_records_it_and_zoo_add_keeps_every_stage(cifar_dir,
 
 
 def test_a_resumed_run_keeps_the_preset_it_started_from(tmp_path):
-    args = cli.parser().parse_args(["train", "--weights", "cifar10", "--out", str(tmp_path)])
     first = {"name": "resnet20_cifar10", "sha256": "0" * 64}
     (tmp_path / "backup").mkdir()
     (tmp_path / "run.json").write_text(json.dumps({"starts_from": first}))
-    assert training._starts_from(args, model=None, out=tmp_path) == first
+    assert provenance.starts_from("cifar10", None, tmp_path) == first
 
 
 def test_a_run_recorded_before_starts_were_kept_gets_its_first_start_at_epoch_0(tmp_path):
@@ -229,5 +235,5 @@ def test_a_run_recorded_before_starts_were_kept_gets_its_first_start_at_epoch_0(
     now = {**first, "precision": "float32", "jit_compile": True}
     # a field the old record lacks (jit_compile) is unknown, not guessed
     earliest = {"epoch": 0, **first, "jit_compile": None}
-    assert training._starts(tmp_path, now) == [earliest, {"epoch": 28, **now}]
-    assert training._starts(tmp_path / "fresh", now) == [{"epoch": 0, **now}]
+    assert provenance.starts(tmp_path, now) == [earliest, {"epoch": 28, **now}]
+    assert provenance.starts(tmp_path / "fresh", now) == [{"epoch": 0, **now}]

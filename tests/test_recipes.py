@@ -1,5 +1,7 @@
 """The training recipes: default peaks, schedules and errors."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -143,12 +145,10 @@ def test_set_kernel_l2_replaces_the_builders_factor_everywhere(tmp_path):
 
 
 def test_train_takes_the_recipes_kernel_l2_or_l2():
-    from keras_anytime import cli, training
+    from keras_anytime.training import TrainConfig, run
 
-    argv = ["train", "--depth", "8", "--recipe", "fast", "--out", "unused"]
-    builders = training._compiled_model(cli.parser().parse_args(argv), 10, jit_compile=False)
-    none = training._compiled_model(
-        cli.parser().parse_args([*argv, "--l2", "0"]), 10, jit_compile=False
-    )
+    config = TrainConfig("unused", model={"depth": 8}, recipe="fast")
+    builders = run._compiled_model(config, 10, jit_compile=False)
+    none = run._compiled_model(dataclasses.replace(config, l2=0.0), 10, jit_compile=False)
     assert recipes.KERNEL_L2["fast"] is None and _l2_total(builders) > 0
     assert none.losses == []

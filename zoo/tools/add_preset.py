@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib
 import json
 import shlex
@@ -40,9 +41,16 @@ def entry_for(
     from keras_anytime import datasets, presets, training
     from keras_anytime.evaluation import evaluate_exits, format_table
     from keras_anytime.flops import exit_flops
+    from keras_anytime.training import provenance
 
     info = json.loads((run / "run.json").read_text())
-    args = argparse.Namespace(**{**info["args"], "weights": None})
+    args = dataclasses.replace(training.TrainConfig.from_run_json(run), weights=None)
+    if not info.get("argv"):
+        raise SystemExit(
+            f"{run} was trained from Python: its run.json holds no command line, which a "
+            "preset keeps as the command that trains it from scratch. Train it with "
+            "keras-anytime train."
+        )
     model = training.build_model(args)
     if model.builder_config is None:
         raise SystemExit(
@@ -57,7 +65,7 @@ def entry_for(
     hardware = info.get("hardware", hardware)
     if hardware is None:
         raise SystemExit(f"{run}/run.json does not record the hardware: pass --hardware.")
-    data = info.get("data") or training.data_record(args)
+    data = info.get("data") or provenance.data_record(args.data, args.data_dir)
     model.load_weights(run / "best.weights.h5")
     val = training.eval_batches(args.data, args.val_split, data_dir or args.data_dir, 256)
     rows = evaluate_exits(model, val)

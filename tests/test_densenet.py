@@ -56,7 +56,9 @@ def test_exit_placement_counts_back_from_last():
 
 
 def test_include_top_false_and_shapes():
-    model = AnytimeDenseNet(16, growth_rate=4, exit_every=2, include_top=False)
+    model = AnytimeDenseNet(
+        16, growth_rate=4, exit_every=2, include_top=False, input_shape=(32, 32, 3)
+    )
     # stem 8; block 1: 8 + 2 * 4 = 16 -> 8; block 2: 16 -> 8; block 3: 16
     assert [tuple(o.shape) for o in model.outputs] == [
         (None, 32, 32, 16),

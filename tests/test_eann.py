@@ -41,7 +41,7 @@ def test_exits_ordered_by_cumulative_cost_and_the_bound():
 
 
 def test_include_top_false():
-    model = EANN(num_members=2, exit_every=3, include_top=False)
+    model = EANN(num_members=2, exit_every=3, include_top=False, input_shape=(32, 32, 3))
     assert model.output_names == ["features_1", "features_2", "features_3"]
     assert [tuple(o.shape) for o in model.outputs] == [(None, 8, 8, 64)] + [
         (None, 16, 16, 32),

@@ -144,7 +144,12 @@ def test_imagenet_models_match_reference_figures(overrides, expected):
 
 def test_include_top_false_and_small_inputs():
     model = MSDNet(
-        **SMALL, include_top=False, step_mode="lin_grow", gr_factor="1-2", bn_factor=[1, 2]
+        **SMALL,
+        include_top=False,
+        input_shape=(32, 32, 3),
+        step_mode="lin_grow",
+        gr_factor="1-2",
+        bn_factor=[1, 2],
     )
     # 1 + 2 + 3 = 6 layers, 2 scales; the exits read scale 2 (16x16)
     assert model.output_names == ["features_1", "features_2", "features_3"]

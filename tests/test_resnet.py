@@ -41,7 +41,7 @@ def test_predict_shapes(tiny_data):
 
 
 def test_include_top_false_returns_feature_maps():
-    model = AnytimeResNet(20, exit_every=4, include_top=False)
+    model = AnytimeResNet(20, exit_every=4, include_top=False, input_shape=(32, 32, 3))
     assert model.output_names == ["features_1", "features_2", "features_3"]
     assert [tuple(o.shape) for o in model.outputs] == [
         (None, 32, 32, 16),

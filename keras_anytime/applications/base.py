@@ -3,8 +3,6 @@ and the assembly of the final model (exits, weights, `include_top=False`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
 from keras import layers
 
@@ -21,16 +19,34 @@ IMAGENET_VARIANCE = (3409.976, 3262.693, 3291.890)
 
 # The arguments every builder shares, in the keras.applications order; `shared_docstring`
 # puts them where a builder's docstring says `{shared arguments}`.
-SHARED_ARGS = """include_top: True: outputs `exit_1 … exit_K` of shape (batch, classes),
-            shallow to deep. False: outputs `features_1 … features_K`, the
-            (batch, h, w, c) maps each head would read.
-        weights: None (random initialisation), "cifar10" (the zoo preset of exactly this
-            configuration) or the path of a `.weights.h5` / `.keras` file saved from it.
-        input_tensor, input_shape: as in keras.applications; input is raw RGB 0..255,
-            channels last.
-        classes, classifier_activation: of every exit head (None: logits).
-        name: the model's name.
-        include_preprocessing: normalise inputs in the model (per-channel mean/std)."""
+SHARED_ARGS = """include_top: True (default): outputs `exit_1 … exit_K` of shape
+            (batch, classes), shallow to deep. False: outputs `features_1 … features_K`,
+            the (batch, h, w, c) maps each head would read (see `pooling`).
+        weights: None (default, random initialisation), "cifar10" (the zoo preset of
+            exactly this configuration) or the path of a `.weights.h5` / `.keras` file
+            saved from it.
+        input_tensor: optional Keras tensor (the output of `keras.Input()` or of a layer)
+            to use as the image input; default None. Its shape picks the form and is
+            checked exactly as the same `input_shape` would be.
+        input_shape: optional (height, width, channels) of the raw images, channels last,
+            values in 0..255; when given with `input_tensor` it must agree with the
+            tensor's shape. Default: the form's (32, 32, 3) or (224, 224, 3) with
+            include_top=True, (None, None, 3) with include_top=False (a feature
+            extractor for any image size). Any channel count builds with weights=None
+            or a weights file; "cifar10" needs 3 channels.
+        pooling: with include_top=False, None (default) to keep each `features_k` 4-D,
+            "avg" or "max" for global average or max pooling of each to (batch, c).
+            Ignored with include_top=True, as in keras.applications.
+        classes: number of classes of every exit head; default 10.
+        classifier_activation: of every exit head; default "softmax", None for logits.
+            With weights="cifar10" and include_top=True only None or "softmax", the
+            activation the preset was trained with.
+        name: the model's name; default the family's (e.g. "anytime_resnet20").
+        include_preprocessing: True (default) to normalise inputs in the model with
+            fixed per-channel mean/std (CIFAR-10's for the CIFAR form, ImageNet's for
+            the ImageNet form). Inputs of 1, 2 or 4+ channels (not RGB) get, on every
+            channel, the average of the three RGB statistics; pass False to normalise
+            them yourself."""
 
 
 def shared_docstring(builder):
@@ -46,8 +62,21 @@ BN_EPSILON = 1.001e-5
 L2 = 1e-4
 
 
-def model_input(input_tensor, input_shape: Sequence[int | None] | None, default_shape):
-    """The model's `keras.Input` and the tensor to build on, as in keras.applications.
+# The output layer of each feature map for each `pooling` mode; None keeps it 4-D.
+POOLING = {
+    None: layers.Identity,
+    "avg": layers.GlobalAveragePooling2D,
+    "max": layers.GlobalMaxPooling2D,
+}
+
+
+def checked_input_shape(
+    input_tensor, input_shape, *, include_top: bool, weights, pooling, classifier_activation
+) -> tuple | None:
+    """Check the arguments every builder shares as keras.applications does, and return the
+    (height, width, channels) of the input as given: `input_tensor`'s shape, else
+    `input_shape`, else None. The builders pick their form from it, so the two ways of
+    giving an input build the same network.
 
     The builders lay images out channels_last (batch, height, width, channels); under
     `keras.config.image_data_format() == "channels_first"` they refuse to build rather
@@ -60,16 +89,61 @@ def model_input(input_tensor, input_shape: Sequence[int | None] | None, default_
             f"{keras.config.image_data_format()!r}: call "
             'keras.config.set_image_data_format("channels_last") before building.'
         )
-    shape = tuple(input_shape) if input_shape is not None else tuple(default_shape)
-    if len(shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}.")
-    if input_tensor is None:
-        inputs = keras.Input(shape=shape, name="image")
-        return inputs, inputs
-    if not keras.backend.is_keras_tensor(input_tensor):
-        inputs = keras.Input(tensor=input_tensor, shape=shape, name="image")
-        return inputs, inputs
-    return keras.utils.get_source_inputs(input_tensor), input_tensor
+    if pooling not in POOLING:
+        raise ValueError(f'pooling must be None, "avg" or "max", got {pooling!r}.')
+    shape = None if input_shape is None else tuple(input_shape)
+    if input_tensor is not None:
+        if not keras.backend.is_keras_tensor(input_tensor):
+            raise ValueError(
+                "input_tensor must be a Keras tensor (the output of keras.Input() or of a "
+                f"layer), got {type(input_tensor).__name__}; for a shape, pass input_shape."
+            )
+        actual = tuple(input_tensor.shape[1:])
+        if shape is not None and (
+            len(shape) != len(actual) or any(d not in (None, a) for d, a in zip(shape, actual))
+        ):
+            raise ValueError(
+                f"input_shape={shape} disagrees with input_tensor's shape {actual}: pass "
+                "only input_tensor, or an input_shape that matches it."
+            )
+        shape = actual
+    if shape is not None and (len(shape) != 3 or shape[-1] is None):
+        raise ValueError(
+            f"The input must be (height, width, channels) with a known channel count, got {shape}."
+        )
+    if weights in presets.PRESET_WEIGHTS:
+        # A preset was trained on RGB with softmax heads; a weights file may hold anything.
+        if shape is not None and shape[-1] != 3:
+            raise ValueError(
+                f"The input must have 3 channels with weights={weights!r}, got input shape "
+                f"{shape}. Use weights=None, or a weights file saved from a model with "
+                "that channel count."
+            )
+        activation = keras.activations.get(classifier_activation)
+        if include_top and activation not in (
+            keras.activations.get("softmax"),
+            keras.activations.get(None),
+        ):
+            raise ValueError(
+                f"Only None and 'softmax' are allowed for classifier_activation with "
+                f"weights={weights!r} and include_top=True, got {classifier_activation!r}. "
+                "Use classifier_activation=None and apply the activation to the logits."
+            )
+    return shape
+
+
+def model_input(input_tensor, shape: tuple | None, default_size: int, *, include_top: bool):
+    """The model's `keras.Input` and the tensor to build on, as in keras.applications:
+    `input_tensor` as it is, else an input of `shape` (from `checked_input_shape`). With
+    no shape given, the input is (default_size, default_size, 3) with the top and
+    (None, None, 3) without, so a feature extractor takes images of any size.
+    """
+    if input_tensor is not None:
+        return keras.utils.get_source_inputs(input_tensor), input_tensor
+    if shape is None:
+        shape = (default_size, default_size, 3) if include_top else (None, None, 3)
+    inputs = keras.Input(shape=shape, name="image")
+    return inputs, inputs
 
 
 def positive_int(value, what: str) -> int:
@@ -112,15 +186,15 @@ def check_min_size(x, min_size: int, what: str) -> None:
 
 
 def preprocessing(x, imagenet: bool):
-    """Normalise raw RGB in 0..255 with fixed per-channel statistics."""
+    """Normalise raw images in 0..255 with the form's fixed per-channel statistics (as
+    SHARED_ARGS `include_preprocessing` says)."""
     mean, variance = (
-        (IMAGENET_MEAN, IMAGENET_VARIANCE)
-        if imagenet
-        else (
-            CIFAR10_MEAN,
-            CIFAR10_VARIANCE,
-        )
+        (IMAGENET_MEAN, IMAGENET_VARIANCE) if imagenet else (CIFAR10_MEAN, CIFAR10_VARIANCE)
     )
+    if x.shape[-1] != 3:
+        # Not RGB (e.g. greyscale): no channel matches R, G or B, so every channel gets
+        # the average statistics; a scalar mean/variance broadcasts to any channel count.
+        mean, variance = sum(mean) / 3, sum(variance) / 3
     return layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
 
 
@@ -189,6 +263,7 @@ def finish(
     *,
     include_top: bool,
     weights: str | None,
+    pooling: str | None,
     classes: int,
     builder: str,
     config: dict,
@@ -199,7 +274,8 @@ def finish(
     `head(x, index, classes)` builds exit `index`.
     `include_top=True`: outputs are the exits `exit_1 … exit_K`, shallow to deep.
     `include_top=False`: outputs are the K feature maps the heads would read, named
-    `features_1 … features_K`, shallow to deep; no head layers are kept.
+    `features_1 … features_K`, shallow to deep; no head layers are kept. `pooling`
+    ("avg" or "max") pools each to (batch, channels).
     `weights`: None, "cifar10" (the zoo preset of this exact configuration) or the path
     of a `.weights.h5` / `.keras` file saved from the same configuration with a top.
     The model's `builder_config` is `(builder, config)`, the key of its zoo preset.
@@ -215,9 +291,12 @@ def finish(
         exits = [head(x, k, classes) for k, x in enumerate(features, start=1)]
         model = AnytimeModel(inputs, exits, name=name)
     if not include_top:
-        outputs = [
-            layers.Identity(name=f"features_{k}")(x) for k, x in enumerate(features, start=1)
-        ]
-        model = AnytimeModel(inputs, outputs, name=name)
+        model = AnytimeModel(inputs, feature_outputs(features, pooling), name=name)
     model.builder_config = (builder, config)
     return model
+
+
+def feature_outputs(features: list, pooling: str | None) -> list:
+    """The outputs `features_1 … features_K` of a model without top: the maps as they are
+    (pooling None) or pooled to (batch, channels) ("avg" or "max")."""
+    return [POOLING[pooling](name=f"features_{k}")(x) for k, x in enumerate(features, start=1)]

@@ -64,6 +64,7 @@ def AnytimeDenseNet(
     weights: str | None = None,
     input_tensor=None,
     input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
     classes: int = 10,
     classifier_activation: str | None = "softmax",
     name: str | None = None,
@@ -101,10 +102,18 @@ def AnytimeDenseNet(
     Returns:
         An `AnytimeModel`.
     """
+    shape = base.checked_input_shape(
+        input_tensor,
+        input_shape,
+        include_top=include_top,
+        weights=weights,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
     cifar = isinstance(depth, int) and depth >= 10 and (depth - 4) % 6 == 0
     variant = base.pick_variant(
         variant,
-        input_shape,
+        shape,
         cifar=cifar,
         imagenet=depth in IMAGENET_BLOCKS,
         depth_error=_depth_error(depth),
@@ -122,7 +131,7 @@ def AnytimeDenseNet(
     exits = set(base.exit_units(sum(block_units), exit_every))
 
     inputs, x = base.model_input(
-        input_tensor, input_shape, (224, 224, 3) if imagenet else (32, 32, 3)
+        input_tensor, shape, 224 if imagenet else 32, include_top=include_top
     )
     # Each transition halves the map (valid 2x2 pooling); the last block needs >= 1x1.
     base.check_min_size(x, 32 if imagenet else 4, f"AnytimeDenseNet-{depth} ({variant} form)")
@@ -165,6 +174,7 @@ def AnytimeDenseNet(
         head,
         include_top=include_top,
         weights=weights,
+        pooling=pooling,
         classes=classes,
         builder="AnytimeDenseNet",
         config=config,

@@ -92,6 +92,7 @@ def EANN(
     weights: str | None = None,
     input_tensor=None,
     input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
     classes: int = 10,
     classifier_activation: str | None = "softmax",
     name: str | None = None,
@@ -137,6 +138,14 @@ def EANN(
     if not include_preprocessing:
         config["include_preprocessing"] = False
     _base.positive_int(classes, "classes")
+    shape = _base.checked_input_shape(
+        input_tensor,
+        input_shape,
+        include_top=include_top,
+        weights=weights,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
     name = name or "eann"
 
     if weights is not None:
@@ -155,7 +164,11 @@ def EANN(
         if include_top:
             return full
         inner = EANN(
-            **config, include_top=False, input_tensor=input_tensor, input_shape=input_shape
+            **config,
+            include_top=False,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
         )
         for trained, backbone in zip(eann_members(full), eann_members(inner)):
             for layer in backbone.layers:
@@ -163,7 +176,7 @@ def EANN(
                     layer.set_weights(trained.get_layer(layer.name).get_weights())
         return inner
 
-    inputs, x = _base.model_input(input_tensor, input_shape, (32, 32, 3))
+    inputs, x = _base.model_input(input_tensor, shape, 32, include_top=include_top)
     outputs, previous = [], None
     for k, depth in enumerate(depths, start=1):
         member = AnytimeResNet(
@@ -184,6 +197,8 @@ def EANN(
         )
         outputs += member_outputs
         previous = member_outputs[-1]
-    prefix = "exit" if include_top else "features"
-    outputs = [layers.Identity(name=f"{prefix}_{i}")(o) for i, o in enumerate(outputs, start=1)]
+    if include_top:
+        outputs = [layers.Identity(name=f"exit_{i}")(o) for i, o in enumerate(outputs, start=1)]
+    else:
+        outputs = _base.feature_outputs(outputs, pooling)
     return AnytimeModel(inputs, outputs, name=name)

@@ -252,6 +252,7 @@ def MSDNet(
     weights: str | None = None,
     input_tensor=None,
     input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
     classes: int = 10,
     classifier_activation: str | None = "softmax",
     name: str | None = None,
@@ -263,7 +264,8 @@ def MSDNet(
     anytime model (`MSDNET_CONFIGS["cifar_anytime"]`); see `MSDNET_CONFIGS` for the
     ImageNet step-4 model.
 
-    Forms (`variant`, by default "imagenet" for inputs over 64 pixels, else "cifar"):
+    Forms (`variant`, by default "imagenet" for inputs (`input_shape` or `input_tensor`)
+    over 64 pixels, else "cifar"):
       CIFAR: 3x3 conv-BN-ReLU stem at scale 1. Exit heads: two 3x3/2 conv-BN-ReLU of
         128 channels, global average pooling, Dense. Default input (32, 32, 3).
       ImageNet: 7x7/2 conv-BN-ReLU and 3x3/2 max pool stem. Exit heads: two 3x3/2
@@ -304,8 +306,16 @@ def MSDNet(
         reduction, prune, classes,
     )  # fmt: skip
     n_scales = len(gr)
+    shape = _base.checked_input_shape(
+        input_tensor,
+        input_shape,
+        include_top=include_top,
+        weights=weights,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
     if variant is None:
-        large = input_shape is not None and all(d is not None and d > 64 for d in input_shape[:2])
+        large = shape is not None and all(d is not None and d > 64 for d in shape[:2])
         variant = "imagenet" if large else "cifar"
     if variant not in ("cifar", "imagenet"):
         raise ValueError(f"variant must be 'cifar' or 'imagenet', got {variant!r}.")
@@ -316,7 +326,7 @@ def MSDNet(
     cuts = {math.floor(n_layers / 3), math.floor(2 * n_layers / 3)}
 
     inputs, x = _base.model_input(
-        input_tensor, input_shape, (224, 224, 3) if imagenet else (32, 32, 3)
+        input_tensor, shape, 224 if imagenet else 32, include_top=include_top
     )
     # Every scale halves the previous one; the ImageNet stem first divides by 4.
     _base.check_min_size(
@@ -360,6 +370,7 @@ def MSDNet(
         head,
         include_top=include_top,
         weights=weights,
+        pooling=pooling,
         classes=classes,
         builder="MSDNet",
         config=config,

@@ -80,6 +80,7 @@ def AnytimeResNet(
     weights: str | None = None,
     input_tensor=None,
     input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
     classes: int = 10,
     classifier_activation: str | None = "softmax",
     name: str | None = None,
@@ -97,7 +98,7 @@ def AnytimeResNet(
         pool, then 4 stages at widths w, 2w, 4w, 8w. Default input (224, 224, 3); width
         defaults to 64.
     `variant` forces the form ("cifar" or "imagenet"); depths 50 and 152 fit both and
-    default to CIFAR for inputs of at most 64 pixels.
+    default to CIFAR for inputs (`input_shape` or `input_tensor`) of at most 64 pixels.
 
     Exits: unit u has one when (U - u) % exit_every == 0, U the number of units, so the
     last unit always has one. Each head is BN-ReLU, global average pooling,
@@ -110,7 +111,15 @@ def AnytimeResNet(
     Returns:
         An `AnytimeModel`.
     """
-    variant = resolve_variant(depth, variant, input_shape)
+    shape = base.checked_input_shape(
+        input_tensor,
+        input_shape,
+        include_top=include_top,
+        weights=weights,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+    variant = resolve_variant(depth, variant, shape)
     imagenet = variant == "imagenet"
     width = width if width is not None else (64 if imagenet else 16)
     base.positive_int(width, "width")
@@ -125,7 +134,7 @@ def AnytimeResNet(
     exits = set(base.exit_units(sum(stage_units), exit_every))
 
     inputs, x = base.model_input(
-        input_tensor, input_shape, (224, 224, 3) if imagenet else (32, 32, 3)
+        input_tensor, shape, 224 if imagenet else 32, include_top=include_top
     )
     # Every stride-2 step halves the map; it must stay at least 1x1 at the last stage.
     base.check_min_size(x, 32 if imagenet else 4, f"AnytimeResNet-{depth} ({variant} form)")
@@ -158,6 +167,7 @@ def AnytimeResNet(
         head,
         include_top=include_top,
         weights=weights,
+        pooling=pooling,
         classes=classes,
         builder="AnytimeResNet",
         config=config,

@@ -14,13 +14,26 @@ script skips finished runs and resumes a killed one. The table is the relative i
     python3 benchmarks/paper_table.py --depth 20 --epochs 60 --recipe fast --seeds 0,1 \
         --large-depth 32 --data-dir ../shared/data/cifar10 --out runs/paper-r20-e60
     python3 benchmarks/paper_table.py ... --dry-run      # print the commands only
+    python3 benchmarks/paper_table.py --table-only --depth 20 --epochs 300 --recipe paper \
+        --seeds 0,1 --out benchmarks/paper_runs/r20-e300 \
+        --json benchmarks/paper_table_300.json --figure-prefix benchmarks/paper_300
 
-Writes benchmarks/paper_table.json (with the commands and the precision each run trained in:
-`--precision auto` picks mixed_bfloat16 only where the CPU has it natively),
-benchmarks/paper_anytime.png and (with --large-depth) benchmarks/paper_small_vs_large.png.
-The JSON also states the paper's two claims from the numbers: `adaloss_vs_const` (AdaLoss
-against CONST at 3/4 and all of the depth, against the seed spread) and, in `small_vs_large`,
-the large CONST network's lead over the small AdaLoss one at equal MACs.
+`--table-only` trains nothing: the table holds the runs in `--out` that are finished
+(eval.json), trained as their command says (run.json) and for every epoch (history.csv);
+the others are listed, with why, under `missing.runs`, the schemes without a run under
+`missing.schemes` and the fractions of the depth without OPT under `missing.opt_at` (their
+increase over OPT is null).
+
+Writes `--json` (benchmarks/paper_table.json) with the commands, the epochs each run
+completed and the precisions it trained in (`--precision auto` picks mixed_bfloat16 only
+where the CPU has it natively; `precision_changed` lists the runs resumed in another one),
+PREFIX_anytime.png, with --large-depth PREFIX_small_vs_large.png, and for each AdaLoss run
+PREFIX_adaloss_weights_<run>.png, its weights over training (PREFIX: `--figure-prefix`,
+benchmarks/paper). The JSON also states the paper's two claims from the numbers:
+`adaloss_vs_const` (AdaLoss against CONST at 3/4 and all of the depth, against the seed
+spread) and, in `small_vs_large`, the large CONST network's lead over the small AdaLoss one
+at equal MACs; `adaloss_final` holds each AdaLoss run's final weights and the exits' training
+losses over its last epoch.
 """
 
 import argparse
@@ -30,6 +43,14 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+from paper_finished import (  # benchmarks/paper_finished.py
+    adaloss_final,
+    command,
+    history,
+    plot_adaloss_weights,
+    precisions,
+    why_left_out,
+)
 
 from keras_anytime.evaluation import plot_anytime_curves, relative_error_increase
 
@@ -96,19 +117,23 @@ def runs(args, num_exits: int) -> dict[tuple[str, int], tuple[list[str], Path]]:
     return planned
 
 
-def table(errors: dict[str, list[float]], opt_errors: dict[str, float], num_exits: int) -> dict:
+def table(
+    errors: dict[str, list[float]], opt_errors: dict[str, float | None], num_exits: int
+) -> dict:
     """`relative_error_increase_vs_opt` and `errors` from per-exit val errors (0..1) of each
-    weighting and the OPT error at each fraction of the depth."""
+    weighting and the OPT error at each fraction of the depth (None where OPT did not run:
+    no increase there either)."""
     picks = {name: exit_at(f, num_exits) for name, f in FRACTIONS.items()}
-    opt = [opt_errors[name] for name in FRACTIONS]
     result = {"relative_error_increase_vs_opt": {}, "errors": {"opt": dict(opt_errors)}}
     for weighting, per_exit in errors.items():
-        at = [per_exit[picks[name] - 1] for name in FRACTIONS]
-        increase = relative_error_increase(at, opt)
-        result["relative_error_increase_vs_opt"][weighting] = dict(
-            zip(FRACTIONS, [round(v, 2) for v in increase], strict=True)
-        )
-        result["errors"][weighting] = dict(zip(FRACTIONS, at, strict=True))
+        at = {name: per_exit[k - 1] for name, k in picks.items()}
+        result["relative_error_increase_vs_opt"][weighting] = {
+            name: None
+            if opt_errors[name] is None
+            else round(relative_error_increase([at[name]], [opt_errors[name]])[0], 2)
+            for name in FRACTIONS
+        }
+        result["errors"][weighting] = at
     result["exits"] = picks
     return result
 
@@ -116,15 +141,18 @@ def table(errors: dict[str, list[float]], opt_errors: dict[str, float], num_exit
 def assemble(accuracy: dict[tuple[str, int], list[float]], num_exits: int) -> dict:
     """The JSON report from per-exit val accuracies {(name, seed): [acc exit 1..K]} (OPT
     runs named "opt@1/4" ..., with the accuracies of their truncated network): `table` of
-    the means over seeds, each scheme's seeds apart under `per_seed`, and the seeds."""
+    the means over seeds, each scheme's seeds apart under `per_seed`, the seeds (OPT's at
+    each fraction under `opt_seeds`) and, under `missing`, the schemes and the fractions of
+    OPT without a run."""
     seeds = {}
     for name, seed in accuracy:
         seeds.setdefault("opt" if name.startswith("opt@") else name, set()).add(seed)
     seeds = {name: sorted(v) for name, v in seeds.items()}
+    opt_seeds = {f: sorted(s for n, s in accuracy if n == f"opt@{f}") for f in FRACTIONS}
     opt_errors = {}
     for f, x in FRACTIONS.items():
-        at = [accuracy[f"opt@{f}", s][exit_at(x, num_exits) - 1] for s in seeds["opt"]]
-        opt_errors[f] = 1 - float(np.mean(at))
+        at = [accuracy[f"opt@{f}", s][exit_at(x, num_exits) - 1] for s in opt_seeds[f]]
+        opt_errors[f] = 1 - float(np.mean(at)) if at else None
     names = [n for n in SCHEMES if n in seeds]
 
     def errors(name: str, seed_list: list[int]) -> list[float]:
@@ -141,9 +169,14 @@ def assemble(accuracy: dict[tuple[str, int], list[float]], num_exits: int) -> di
         for n in names
     }
     result["seeds"] = seeds
+    result["opt_seeds"] = opt_seeds
     if {"adaloss", "const"} <= set(seeds):
         result["adaloss_vs_const"] = adaloss_vs_const(accuracy, num_exits)
     result["accuracy"] = {f"{n}-s{s}": [round(a, 4) for a in v] for (n, s), v in accuracy.items()}
+    result["missing"] = {
+        "schemes": [n for n in SCHEMES if n not in seeds],
+        "opt_at": [f for f, at in opt_seeds.items() if not at],
+    }
     return result
 
 
@@ -192,49 +225,54 @@ def gaps_at_equal_macs(small: list[list[float]], large: list[list[float]]) -> li
     ]
 
 
-def precisions(folder: Path) -> list[str]:
-    """The precisions a run trained in (sorted), from its run.json: each start's under
-    `starts`, else the one it records (a run started once)."""
-    record = json.loads((folder / "run.json").read_text())
-    return sorted({start["precision"] for start in record.get("starts") or [record]})
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--depth", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--recipe", default="fast")
-    parser.add_argument("--seeds", default="0,1", help="CONST, AdaLoss and OPT run under each")
-    parser.add_argument("--large-depth", type=int, default=0, help="the large CONST network")
-    parser.add_argument("--train-args", default="", help="more train flags, e.g. '--lr 0.2'")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default="runs/paper")
-    parser.add_argument("--dry-run", action="store_true")
-    args = parser.parse_args()
-    num_exits = 3 * (args.depth - 2) // 6
-    planned = runs(args, num_exits)
-    for cmd, folder in planned.values():
-        print(" ".join(cmd))
-        if not args.dry_run and not (folder / "eval.json").is_file():
-            subprocess.run(cmd, check=True)
-    if args.dry_run:
-        return
-    rows = {
-        key: json.loads((f / "eval.json").read_text())["exits"] for key, (_, f) in planned.items()
-    }
+def report(args, planned: dict, num_exits: int) -> None:
+    """Write the JSON and the figures from the runs of `planned` that are finished and were
+    trained as planned, and print the table; the others are listed, with why, under
+    `missing`."""
+    included, left_out = {}, {}
+    for (name, seed), (cmd, folder) in planned.items():
+        reason = why_left_out(folder, cmd)
+        if reason is None:
+            included[name, seed] = folder
+        else:
+            left_out[f"{name}-s{seed}"] = f"{folder}: {reason}"
+            print(f"left out {name}-s{seed}: {folder}: {reason}")
+    others = {p for p in Path(args.out).glob("*") if p.is_dir()} - {f for _, f in planned.values()}
+    if others:
+        print("not runs of this table:", ", ".join(sorted(p.name for p in others)))
+    rows = {key: json.loads((f / "eval.json").read_text())["exits"] for key, f in included.items()}
     accuracy = {
         key: [r["accuracy"] for r in v] for key, v in rows.items() if key[0] != "large_const"
     }
+    if not accuracy:
+        raise SystemExit(f"No finished run of the table in {args.out}.")
     result = assemble(accuracy, num_exits)
-    result.update(epochs=args.epochs, recipe=args.recipe, train_args=args.train_args)
-    result["commands"] = [" ".join(cmd) for cmd, _ in planned.values()]
+    result["missing"]["runs"] = left_out
+    result.update(epochs=args.epochs, recipe=args.recipe)
+    if not args.table_only:
+        result["train_args"] = args.train_args
+    runs_in = {f"{n}-s{s}": f for (n, s), f in included.items()}
+    result["commands"] = [command(f) for f in runs_in.values()]
+    # every run entered the table only with history.csv holding `epochs` rows
+    result["epochs_completed"] = {run: len(history(f)) for run, f in runs_in.items()}
     # `--precision auto` resolves per machine, and a run resumed elsewhere may mix two
-    result["precision"] = {f"{n}-s{s}": precisions(f) for (n, s), (_, f) in planned.items()}
-    here = Path(__file__).resolve().parent
+    result["precision"] = {run: precisions(f) for run, f in runs_in.items()}
+    result["precision_changed"] = [run for run, p in result["precision"].items() if len(p) > 1]
+    for run in result["precision_changed"]:
+        print(f"{run} trained in {' and '.join(result['precision'][run])}")
+    prefix = args.figure_prefix
+    result["adaloss_final"] = {}
+    for (name, seed), f in included.items():
+        if name in ("adaloss", "adaloss_cifar"):
+            run, epochs = f"{name}-s{seed}", history(f)
+            result["adaloss_final"][run] = adaloss_final(epochs, num_exits)
+            path = f"{prefix}_adaloss_weights_{run}.png"
+            plot_adaloss_weights(epochs, num_exits, path, f"AdaLoss weights over training, {run}")
     first = int(args.seeds.split(",")[0])
-    curves = {n: rows[n, first] for n in SCHEMES}
-    plot_anytime_curves(curves, str(here / "paper_anytime.png"))
-    if args.large_depth:
+    curves = {n: rows[n, first] for n in SCHEMES if (n, first) in rows}
+    if curves:
+        plot_anytime_curves(curves, f"{prefix}_anytime.png")
+    if {("large_const", first), ("adaloss", first)} <= set(rows):
         large = rows["large_const", first]
         result["small_vs_large"] = {
             f"resnet{args.depth}_adaloss": [
@@ -248,10 +286,41 @@ def main():
         plot_anytime_curves(
             {f"ResNet-{args.depth}, AdaLoss": rows["adaloss", first],
              f"ResNet-{args.large_depth}, CONST": large},
-            str(here / "paper_small_vs_large.png"),
+            f"{prefix}_small_vs_large.png",
         )  # fmt: skip
-    (here / "paper_table.json").write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["relative_error_increase_vs_opt"], indent=2))
+
+
+def main():
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depth", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--recipe", default="fast")
+    parser.add_argument("--seeds", default="0,1", help="CONST, AdaLoss and OPT run under each")
+    parser.add_argument("--large-depth", type=int, default=0, help="the large CONST network")
+    parser.add_argument("--train-args", default="", help="more train flags, e.g. '--lr 0.2'")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default="runs/paper")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument(
+        "--table-only", action="store_true", help="train nothing: tabulate the finished runs"
+    )
+    parser.add_argument("--json", default=str(here / "paper_table.json"))
+    parser.add_argument(
+        "--figure-prefix", default=str(here / "paper"), help="writes PREFIX_anytime.png, ..."
+    )
+    args = parser.parse_args()
+    num_exits = 3 * (args.depth - 2) // 6
+    planned = runs(args, num_exits)
+    if not args.table_only:
+        for cmd, folder in planned.values():
+            print(" ".join(cmd))
+            if not args.dry_run and not (folder / "eval.json").is_file():
+                subprocess.run(cmd, check=True)
+    if not args.dry_run:
+        report(args, planned, num_exits)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def state(run: dict) -> str:
     metadata = out / "backup" / "training_metadata.json"
     if metadata.is_file():
         epoch = json.loads(metadata.read_text())["epoch"]
-        return f"resumable after epoch {epoch + 1}"
+        return f"resumable after epoch {epoch}"  # BackupAndRestore counts finished epochs
     return "not started"
 
 

@@ -4,7 +4,8 @@ same format's last-exit-only model, and their accuracy against the Python predic
 For each budget (fractions of the last-exit-only network's MACs) the predictor is
 calibrated on the first half of `val` (records 45,000..47,499 of the local CIFAR-10
 folder), exported in both formats, and run one image at a time on `--images` images of
-the second half; the last-exit-only model (the graph from the input to the last exit,
+the second half (each called at the budget it was calibrated for, its table's only
+entry); the last-exit-only model (the graph from the input to the last exit,
 without the other heads) is exported the same way; all artifacts are timed in one run,
 taking turns over `--rounds` passes (the median counts).
 
@@ -52,28 +53,33 @@ TITLES = {
 }
 
 
-def exported(write, folder: Path) -> dict:
+def exported(write, folder: Path, budget: float | None = None) -> dict:
     """Write each artifact file once with `write(path, format, batch_size, jit_compile)` (a
-    predictor's `export` or `export_model` of a model); {artifact name: batch-1 runner}."""
+    predictor's `export` or `export_model` of a model); {artifact name: batch-1 runner},
+    calling `serve(images, budget)`, or `serve(images)` with budget None (`export_model`)."""
     runners = {}
     for name, (file, format, jit_compile, threads) in ARTIFACTS.items():
         path = folder / file
         if not path.exists():
             write(path, format=format, batch_size=1, jit_compile=jit_compile)
         runners[name] = (
-            litert_runner(path, threads) if format == "litert" else saved_model_runner(path)
+            litert_runner(path, threads, budget)
+            if format == "litert"
+            else saved_model_runner(path, budget)
         )
     return runners
 
 
-def saved_model_runner(path: Path):
+def saved_model_runner(path: Path, budget: float | None):
     loaded = tf.saved_model.load(str(path))  # the closure keeps it (and its variables) alive
-    return lambda image: {k: v.numpy() for k, v in loaded.serve(tf.constant(image)).items()}
+    args = () if budget is None else (tf.constant(budget, tf.float32),)
+    return lambda image: {k: v.numpy() for k, v in loaded.serve(tf.constant(image), *args).items()}
 
 
-def litert_runner(path: Path, threads: int | None):
+def litert_runner(path: Path, threads: int | None, budget: float | None):
     serve = Interpreter(str(path), num_threads=threads).get_signature_runner("serve")
-    return lambda image: serve(images=image)
+    kwargs = {} if budget is None else {"budget": np.float32(budget)}
+    return lambda image: serve(images=image, **kwargs)
 
 
 def batch_1(runners: dict, x: np.ndarray, rounds: int) -> tuple[dict, dict]:
@@ -125,7 +131,8 @@ def main() -> None:
             skipped.append(budget)
             continue
         # the predictor's budget is a fraction of its own full cost, every head included
-        fit = predictor.calibrate(x_cal, y_cal, budget * last_macs / predictor.exit_macs[-1])
+        fraction = budget * last_macs / predictor.exit_macs[-1]
+        fit = predictor.calibrate(x_cal, y_cal, fraction)
         probs, exits = predictor.predict(x_run)
         rows.append(
             {
@@ -137,7 +144,7 @@ def main() -> None:
             }
         )
         (folder / f"early_{budget}").mkdir()
-        for f, run in exported(predictor.export, folder / f"early_{budget}").items():
+        for f, run in exported(predictor.export, folder / f"early_{budget}", fraction).items():
             runners[budget, f] = run
 
     outputs, speeds = batch_1(runners, x_run, args.rounds)

@@ -133,6 +133,25 @@ def test_thresholds_follow_the_msdnet_rule():
     assert np.bincount(exits, minlength=4)[1:].tolist() == [400, 200, 100]
 
 
+def test_thresholds_lie_halfway_to_the_next_confidence():
+    """Each threshold lies strictly between the confidence of the last image that leaves
+    and the next lower one still in, so that the same images leave as at the first."""
+    confidence = np.random.default_rng(0).random((3, 700)).astype("float32")
+    q = exit_proportions(0.5, 3)
+    thresholds = thresholds_for(confidence, q)
+    exits = assign_exits(confidence, thresholds)
+    assert np.bincount(exits, minlength=4)[1:].tolist() == [400, 200, 100]
+    for k in (1, 2):
+        reached = confidence[k - 1, exits >= k]
+        left, stayed = reached[exits[exits >= k] == k], reached[exits[exits >= k] > k]
+        assert stayed.max() < thresholds[k - 1] < left.min()
+        assert thresholds[k - 1] == np.float32(thresholds[k - 1])  # exported graphs use float32
+    # adjacent float32 confidences leave no float32 between them: the higher one's
+    high = np.float32(0.5)
+    tied = np.array([[high, np.nextafter(high, np.float32(0))], [0.1, 0.1]], "float32")
+    assert thresholds_for(tied, np.array([0.5, 0.5]))[0] == high
+
+
 @pytest.mark.parametrize("budget", [0.3, 0.5, 0.75, 1.0])
 def test_calibration_meets_budget_on_held_out_data(budget):
     model = dense_anytime(num_exits=4)
@@ -171,6 +190,63 @@ def test_save_and_load(tmp_path):
         EarlyExitPredictor.load(path)
 
 
+def test_save_and_load_keep_the_budget_table(tmp_path):
+    model = dense_anytime(num_exits=3)
+    x, y = toy_data(200)
+    predictor = EarlyExitPredictor(model)
+    predictor.calibrate(x, y, [0.6, 0.4, 0.9])
+    path = str(tmp_path / "tiny.keras")
+    predictor.save(path)
+    loaded = EarlyExitPredictor.load(path)
+    assert loaded.budget_table == predictor.budget_table
+    assert [e["budget"] for e in loaded.budget_table] == [0.4, 0.6, 0.9]
+    for b in (0.4, 0.7, 1.0):
+        np.testing.assert_array_equal(
+            loaded.predict(x, budget=b)[1], predictor.predict(x, budget=b)[1]
+        )
+
+
+def test_a_sidecar_without_a_budget_table_loads(tmp_path):
+    """A sidecar as `save` wrote it before it kept a table: its one budget becomes the
+    table; thresholds set by hand (budget null) give none."""
+    model = dense_anytime(num_exits=3)
+    x, y = toy_data(200)
+    predictor = EarlyExitPredictor(model)
+    predictor.calibrate(x, y, 0.6)
+    path = str(tmp_path / "old.keras")
+    model.save(path)
+    sidecar = {
+        "format": "keras_anytime.early_exit",
+        "version": 1,
+        "num_exits": 3,
+        "exit_macs": [80, 176, 272],
+        "thresholds": predictor.thresholds.tolist(),
+        "from_logits": False,
+        "budget": 0.6,
+    }
+    (tmp_path / ("old.keras" + SIDECAR_SUFFIX)).write_text(json.dumps(sidecar, indent=2))
+    loaded = EarlyExitPredictor.load(path)
+    assert loaded.budget == 0.6
+    assert loaded.budget_table == [
+        {
+            "budget": 0.6,
+            "thresholds": sidecar["thresholds"],
+            "average_macs": None,
+            "accuracy": None,
+        }
+    ]
+    np.testing.assert_array_equal(loaded.predict(x)[1], predictor.predict(x)[1])
+    np.testing.assert_array_equal(loaded.predict(x, budget=0.8)[1], predictor.predict(x)[1])
+    with pytest.raises(ValueError, match="below the smallest calibrated budget, 0.6"):
+        loaded.predict(x, budget=0.5)
+
+    sidecar.update(budget=None, thresholds=[0.4, 0.7])
+    (tmp_path / ("old.keras" + SIDECAR_SUFFIX)).write_text(json.dumps(sidecar, indent=2))
+    loaded = EarlyExitPredictor.load(path)
+    assert loaded.budget is None and loaded.budget_table == []
+    assert loaded.thresholds.tolist() == [0.4, 0.7]
+
+
 @pytest.mark.parametrize(
     "thresholds,message",
     [
@@ -194,7 +270,14 @@ def test_bad_thresholds(thresholds, message):
         (0.0, r"\(0, 1\]"),
         (-0.5, r"\(0, 1\]"),
         (1.5, r"\(0, 1\]"),
-        (0.2, "below the cost of exit 1"),
+        (float("nan"), "budget is NaN"),
+        (True, "must be a number"),
+        ("0.5", "must be a number"),
+        (0.2, "below the cost of exit 1.*at least 0.2941"),
+        ([], "empty sequence"),
+        ([0.5, 0.5], r"\[0.5\] more than once"),
+        ([0.5, float("nan")], "budget is NaN"),
+        ([0.5, 0.2], "below the cost of exit 1"),
     ],
 )
 def test_bad_budgets(budget, message):
@@ -202,6 +285,64 @@ def test_bad_budgets(budget, message):
     x, y = toy_data(20)
     with pytest.raises(ValueError, match=message):
         predictor.calibrate(x, y, budget)
+
+
+def test_several_budgets_make_a_table():
+    model = dense_anytime(num_exits=4)
+    x, y = toy_data(4000)
+    predictor = EarlyExitPredictor(model)
+    reports = predictor.calibrate(x[:2000], y[:2000], [0.75, 0.3, 0.5])
+    assert [r["budget"] for r in reports] == [0.75, 0.3, 0.5]  # in the order asked
+    table = predictor.budget_table
+    assert [e["budget"] for e in table] == [0.3, 0.5, 0.75]
+    full = predictor.exit_macs[-1]
+    for entry in table:
+        alone = EarlyExitPredictor(model)
+        report = alone.calibrate(x[:2000], y[:2000], entry["budget"])
+        assert entry["thresholds"] == report["thresholds"]  # as if calibrated alone
+        assert entry["average_macs"] == report["average_macs"] <= entry["budget"] * full
+        assert entry["accuracy"] == report["accuracy"]
+        # predict at the budget: the entry's thresholds, as the lone predictor predicts
+        np.testing.assert_array_equal(
+            predictor.predict(x[2000:], budget=entry["budget"])[1], alone.predict(x[2000:])[1]
+        )
+    # the largest calibrated budget at or below the one asked for
+    at = {b: predictor.predict(x[2000:], budget=b)[1] for b in (0.3, 0.5, 0.75)}
+    assert len({tuple(e) for e in at.values()}) == 3
+    np.testing.assert_array_equal(predictor.predict(x[2000:], budget=0.49)[1], at[0.3])
+    np.testing.assert_array_equal(predictor.predict(x[2000:], budget=1.0)[1], at[0.75])
+    # without a budget: the largest
+    assert predictor.budget == 0.75 and predictor.thresholds.tolist() == table[-1]["thresholds"]
+    np.testing.assert_array_equal(predictor.predict(x[2000:])[1], at[0.75])
+    # thresholds set by hand replace the table
+    predictor.thresholds = [0.5, 0.5, 0.5]
+    assert predictor.budget is None and predictor.budget_table == []
+
+
+@pytest.mark.parametrize(
+    "budget,message",
+    [
+        (0.25, r"below the smallest calibrated budget, 0.3.*at least 0.3.*calibrate at 0.25"),
+        (float("nan"), "budget is NaN"),
+        (-0.1, r"\(0, 1\]"),
+        (1.5, r"\(0, 1\]"),
+        ("high", "must be a number"),
+    ],
+)
+def test_predict_refuses_a_wrong_budget(budget, message):
+    predictor = EarlyExitPredictor(dense_anytime(num_exits=3))  # exit 1: 80 of 272 MACs
+    x, y = toy_data(50)
+    predictor.calibrate(x, y, [0.3, 0.6])
+    with pytest.raises(ValueError, match=message):
+        predictor.predict(x, budget=budget)
+
+
+def test_predict_at_a_budget_needs_a_table():
+    predictor = EarlyExitPredictor(dense_anytime(num_exits=3))
+    x, _ = toy_data(20)
+    predictor.thresholds = [0.5, 0.5]
+    with pytest.raises(ValueError, match="has none.*call calibrate"):
+        predictor.predict(x, budget=0.5)
 
 
 def test_other_errors():

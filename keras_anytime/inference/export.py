@@ -1,15 +1,25 @@
 """Exporting an `EarlyExitPredictor` with its exit policy inside: a TensorFlow SavedModel
-(and, from it, a LiteRT model) that takes images and returns each image's probabilities
-and the exit it left at, running later stages only on the images still in.
+(and, from it, a LiteRT model) that takes images and a budget and returns each image's
+probabilities and the exit it left at, running later stages only on the images still in.
 
-The serving function is one TensorFlow graph with the calibrated thresholds and the
-weights as constants: stage k runs on the images left after exits 1..k-1, in a `tf.cond`
-that skips it (and every later stage) when none is left; for a batch size of 1 (LiteRT's
-default) the `tf.cond`s branch on the image's own confidence, with static shapes. Loading
-needs TensorFlow only:
+The serving function is one TensorFlow graph with the budget table (`budget_table`: each
+calibrated budget and its thresholds) and the weights as constants. It picks the
+thresholds of the largest calibrated budget at or below the requested one; stage k runs
+on the images left after exits 1..k-1, in a `tf.cond` that skips it (and every later
+stage) when none is left; for a batch size of 1 (LiteRT's default) the `tf.cond`s branch
+on the image's own confidence, with static shapes. Loading needs TensorFlow only:
 
     served = tf.saved_model.load(path)
-    out = served.serve(images)  # {"probabilities": (N, classes), "exit": (N,) int32, 1-based}
+    out = served.serve(images, tf.constant(0.5))  # or served.signatures["serving_default"]
+    # {"probabilities": (N, classes), "exit": (N,) int32, 1-based, "budget": () float32}
+
+The budget, a float32 scalar, is a fraction of the full network's MACs, as in
+`EarlyExitPredictor.calibrate`. The artifact never fails on it: a budget below the
+smallest calibrated one, 0, a negative one or NaN gets the smallest calibrated budget's
+thresholds; one above 1 (or +inf) gets the largest's; the output "budget" is the
+calibrated budget whose thresholds ran, so a caller sees when it differs from the request.
+With thresholds set by hand (no calibrated budget) every budget gets them and the output
+"budget" is NaN.
 
 Each stage is traced as its own TensorFlow function with its weights frozen into it, so
 a `tf.cond` hands on only the few tensors that flow between stages: with the weights as
@@ -25,10 +35,13 @@ TensorFlow backend only (the stages are traced as TensorFlow graphs).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 
 import keras
+
+__all__ = ["FORMATS", "export", "export_model", "frozen"]
 
 FORMATS = ("tf_saved_model", "litert")
 
@@ -62,15 +75,43 @@ def _run_stage(predictor, calls: list, k: int, state: dict) -> tuple[list, dict]
     return outputs, {key: v for key, v in state.items() if key in needed}
 
 
-def _serving_function(predictor, calls: list):
-    """fn(images (N, H, W, C)) -> {"probabilities", "exit"}: the predictor's policy as
-    TensorFlow operations."""
+def _selector(predictor) -> Callable:
+    """select(budget) -> (the K - 1 thresholds, the calibrated budget they belong to): the
+    budget table's lookup as TensorFlow operations (module docstring: which entry a budget
+    gets)."""
     import tensorflow as tf
 
-    thresholds = [float(t) for t in predictor.thresholds]
+    table = predictor.budget_table or [{"budget": math.nan, "thresholds": predictor.thresholds}]
+    if len(table) == 1:
+        # one entry needs no lookup: the thresholds stay Python floats, graph constants
+        entry = table[0]
+        return lambda budget: (
+            [float(t) for t in entry["thresholds"]],
+            tf.constant(entry["budget"], tf.float32),
+        )
+
+    def select(budget):
+        budgets = tf.constant([e["budget"] for e in table], tf.float32)
+        # a NaN budget compares false with every entry and gets the first, as 0 does
+        i = tf.maximum(tf.reduce_sum(tf.cast(budgets <= budget, tf.int32)) - 1, 0)
+        thresholds = tf.constant([e["thresholds"] for e in table], tf.float32)
+        # gathers, not slices: XLA needs a slice's start at compile time, so a slice would
+        # make the budget a compile-time constant, compiled again for each budget value
+        chosen = tf.gather(thresholds, i)
+        return tf.unstack(chosen, num=predictor.num_exits - 1), tf.gather(budgets, i)
+
+    return select
+
+
+def _serving_function(predictor, calls: list):
+    """fn(images (N, H, W, C), budget ()) -> {"probabilities", "exit", "budget"}: the
+    predictor's policy as TensorFlow operations."""
+    import tensorflow as tf
+
+    select = _selector(predictor)
     classes, last = predictor.classes, predictor.num_exits
 
-    def run(k, state, rows, probs_out, exits_out):
+    def run(k, state, rows, probs_out, exits_out, thresholds):
         outputs, state = _run_stage(predictor, calls, k, state)
         probs = outputs[0]
         if k == last:
@@ -90,20 +131,22 @@ def _serving_function(predictor, calls: list):
         rows = tf.gather(rows, stay)
         return tf.cond(
             tf.size(stay) > 0,
-            lambda: run(k + 1, state, rows, probs_out, exits_out),
+            lambda: run(k + 1, state, rows, probs_out, exits_out, thresholds),
             lambda: (probs_out, exits_out),
         )
 
-    def serve(images):
+    def serve(images, budget):
         n = tf.shape(images)[0]
+        thresholds, used = select(budget)
         probs, exits = run(
             1,
             {0: images},
             tf.range(n),
             tf.zeros([n, classes], tf.float32),
             tf.zeros([n], tf.int32),
+            thresholds,
         )
-        return {"probabilities": probs, "exit": exits}
+        return {"probabilities": probs, "exit": exits, "budget": used}
 
     return serve
 
@@ -113,10 +156,10 @@ def _single_image_function(predictor, calls: list):
     no gathers, so every shape is static (LiteRT's XNNPACK delegate then runs the stages)."""
     import tensorflow as tf
 
-    thresholds = [float(t) for t in predictor.thresholds]
+    select = _selector(predictor)
     last = predictor.num_exits
 
-    def run(k, state):
+    def run(k, state, thresholds):
         outputs, state = _run_stage(predictor, calls, k, state)
         probs, exit_k = outputs[0], tf.constant([k], tf.int32)
         if k == last:
@@ -124,12 +167,13 @@ def _single_image_function(predictor, calls: list):
         return tf.cond(
             tf.reduce_max(probs) >= thresholds[k - 1],
             lambda: (probs, exit_k),
-            lambda: run(k + 1, state),
+            lambda: run(k + 1, state, thresholds),
         )
 
-    def serve(images):
-        probs, exits = run(1, {0: images})
-        return {"probabilities": probs, "exit": exits}
+    def serve(images, budget):
+        thresholds, used = select(budget)
+        probs, exits = run(1, {0: images}, thresholds)
+        return {"probabilities": probs, "exit": exits, "budget": used}
 
     return serve
 
@@ -141,11 +185,21 @@ def export(
     batch_size: int | None = None,
     jit_compile: bool | None = None,
 ) -> None:
-    """Write `predictor` (model, stages and thresholds) to `path`.
+    """Write `predictor` (model, stages and budget table) to `path`.
+
+    The artifact's `serve(images, budget)` (also the SavedModel's `serving_default`
+    signature, for TensorFlow Serving and `saved_model_cli run`) takes the images and a
+    float32 scalar budget and returns {"probabilities" (N, classes), "exit" (N,) int32,
+    "budget" () float32}; the module docstring says which calibrated budget a requested
+    one gets, a wrong one (negative, NaN, above 1) included.
 
     Args:
-        format: "tf_saved_model" (a folder; `tf.saved_model.load(path).serve(images)`)
-            or "litert" (a `.tflite` file; the LiteRT interpreter's `serve` signature).
+        predictor: an `EarlyExitPredictor`, calibrated at the budgets to serve (or with
+            thresholds set by hand).
+        path: where to write.
+        format: "tf_saved_model" (a folder; `tf.saved_model.load(path).serve(images,
+            budget)`) or "litert" (a `.tflite` file; the LiteRT interpreter's `serve`
+            signature, inputs `images` and `budget`). Defaults to "tf_saved_model".
         batch_size: the serving signature's batch size; None: any (SavedModel). LiteRT
             defaults to 1. At batch size 1 the graph branches on the image's confidence
             with static shapes; otherwise it gathers the images still in at each stage.
@@ -156,6 +210,9 @@ def export(
             shapes that XLA cannot compile.
     """
     signature, batch_size = _signature(predictor.model, format, batch_size)
+    import tensorflow as tf
+
+    signature.append(tf.TensorSpec((), tf.float32, name="budget"))
     jit_compile = _jit_compile(format, batch_size, jit_compile)
     if jit_compile and batch_size != 1:
         raise ValueError(

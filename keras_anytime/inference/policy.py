@@ -3,9 +3,24 @@ thresholds that meet a budget of MACs (the MSDNet procedure, Huang et al., ICLR 
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
+
+__all__ = [
+    "assign_exits",
+    "average_macs",
+    "check_budget",
+    "check_budgets",
+    "check_fraction",
+    "check_probabilities",
+    "checked_thresholds",
+    "exit_proportions",
+    "fit_thresholds",
+    "select",
+    "thresholds_for",
+]
 
 
 def exit_proportions(p: float, num_exits: int) -> np.ndarray:
@@ -20,9 +35,11 @@ def thresholds_for(confidence: np.ndarray, proportions: np.ndarray) -> np.ndarra
 
     The MSDNet reference's `dynamic_eval_find_threshold`: at exit k, among the images not
     gone yet, sorted by confidence (their largest class probability, `confidence` (K, N)),
-    the threshold is the confidence of the floor(N * q_k)-th one (the last one's when
-    fewer are left); 1.0 when that count is 0 (then only images of confidence exactly 1.0
-    leave).
+    the floor(N * q_k)-th one (the last one's when fewer are left) is the last to leave;
+    1.0 when that count is 0 (then only images of confidence exactly 1.0 leave). The
+    threshold lies halfway between its confidence and the next lower one among the images
+    still in (`_halfway`): the same images leave as at its confidence itself, and an
+    exported graph, whose kernels round differently, makes the same choice for them.
     """
     num_exits, n = confidence.shape
     gone = np.zeros(n, dtype=bool)
@@ -32,9 +49,23 @@ def thresholds_for(confidence: np.ndarray, proportions: np.ndarray) -> np.ndarra
         order = np.argsort(-confidence[k], kind="stable")
         remaining = order[~gone[order]]
         if count > 0 and len(remaining):
-            thresholds[k] = confidence[k, remaining[min(count, len(remaining)) - 1]]
+            last = min(count, len(remaining))
+            c = confidence[k, remaining[last - 1]]
+            rest = confidence[k, remaining[last:]]
+            thresholds[k] = _halfway(c, rest[rest < c])
         gone |= confidence[k] >= thresholds[k]
     return thresholds
+
+
+def _halfway(high: float, lower: np.ndarray) -> float:
+    """A float32 value in (max(lower), high], halfway between them where float32 has one
+    there, else `high` (also when `lower` is empty); float32, as the exported graphs
+    compare in it."""
+    if lower.size == 0:
+        return float(high)
+    low = float(lower.max())
+    mid = np.float32((float(high) + low) / 2)
+    return float(mid) if low < mid <= high else float(high)
 
 
 def assign_exits(confidence: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -89,23 +120,72 @@ def average_macs(exit_macs: np.ndarray, exits: np.ndarray) -> float:
     return float(np.mean(exit_macs[exits.astype(np.int64) - 1]))
 
 
+def check_fraction(budget) -> float:
+    """`budget` as a float in (0, 1], a fraction of the full network's MACs, or a ValueError
+    that names what is wrong and what to pass instead."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
+        raise ValueError(
+            f"budget must be a number in (0, 1], a fraction of the full network's MACs "
+            f"(e.g. budget=0.5); got {budget!r}."
+        )
+    value = float(budget)
+    if math.isnan(value):
+        raise ValueError(
+            "budget is NaN: pass a fraction of the full network's MACs in (0, 1], e.g. budget=0.5."
+        )
+    if not 0.0 < value <= 1.0:
+        raise ValueError(
+            f"budget is a fraction of the full network's MACs in (0, 1], got {value}: pass "
+            "e.g. budget=0.5 (half the MACs per image) or budget=1.0 (all of them)."
+        )
+    return value
+
+
 def check_budget(budget, exit_macs: np.ndarray) -> float:
     """`budget` as a float fraction of `exit_macs[-1]`, or a ValueError: it must lie in
     (0, 1] and at or above the cost of exit 1 alone."""
-    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.number)):
-        raise ValueError(f"budget must be a number in (0, 1], got {budget!r}.")
-    budget = float(budget)
+    budget = check_fraction(budget)
     floor = float(exit_macs[0] / exit_macs[-1])
-    if not 0.0 < budget <= 1.0:
-        raise ValueError(
-            f"budget is a fraction of the full network's MACs in (0, 1], got {budget}."
-        )
     if budget < floor:
         raise ValueError(
             f"budget={budget} is below the cost of exit 1 alone ({floor:.4f} of the full "
-            f"network, {int(exit_macs[0])} MACs): no thresholds can meet it."
+            f"network, {int(exit_macs[0])} MACs): no thresholds can meet it. Pass a budget "
+            f"of at least {floor:.4f}."
         )
     return budget
+
+
+def check_budgets(budget, exit_macs: np.ndarray) -> list[float]:
+    """`budget`, one number or a sequence of distinct numbers, as a list of budgets
+    checked by `check_budget`, or a ValueError."""
+    if isinstance(budget, np.ndarray) and budget.ndim <= 1:
+        budget = budget.tolist()
+    if not isinstance(budget, (list, tuple)):
+        return [check_budget(budget, exit_macs)]
+    if not budget:
+        raise ValueError(
+            "budget is an empty sequence: pass one fraction of the full network's MACs or "
+            "several, e.g. budget=[0.3, 0.5, 1.0]."
+        )
+    checked = [check_budget(b, exit_macs) for b in budget]
+    repeated = sorted({b for b in checked if checked.count(b) > 1})
+    if repeated:
+        raise ValueError(f"budget lists {repeated} more than once: give each budget once.")
+    return checked
+
+
+def select(budgets: list[float], budget) -> int:
+    """The index in `budgets` (ascending) of the largest budget at or below `budget`, or a
+    ValueError when `budget` is not a fraction in (0, 1] or lies below all of them."""
+    budget = check_fraction(budget)
+    i = bisect.bisect_right(budgets, budget) - 1
+    if i < 0:
+        raise ValueError(
+            f"budget={budget} is below the smallest calibrated budget, {budgets[0]}: pass a "
+            f"budget of at least {budgets[0]}, or calibrate at {budget} too "
+            f"(calibrate(x_val, y_val, budget=[{budget}, ...]))."
+        )
+    return i
 
 
 def fit_thresholds(

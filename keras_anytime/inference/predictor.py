@@ -13,6 +13,8 @@ from keras import ops
 
 from keras_anytime.inference import policy, stages
 
+__all__ = ["EarlyExitPredictor", "SIDECAR_SUFFIX"]
+
 SIDECAR_SUFFIX = ".early_exit.json"
 _FORMAT = "keras_anytime.early_exit"
 
@@ -43,14 +45,15 @@ class EarlyExitPredictor:
     left (see `stages.compiled`); on PyTorch the stages run eagerly.
 
     Thresholds start at 1.0 (only images of confidence exactly 1.0 leave early) until
-    `calibrate` or an assignment to `thresholds` sets them.
+    `calibrate` or an assignment to `thresholds` sets them. `calibrate` at several budgets
+    keeps a table of them (`budget_table`); `predict(x, budget=b)` then uses the thresholds
+    of the largest calibrated budget at or below `b`, and `export` writes the whole table
+    into one artifact whose callers choose the budget per call.
 
     Attributes:
         exit_macs: (K,) int, MACs of one image that leaves at exit k (cumulative, the
             earlier exits' heads included; equals `exit_flops(model,
             include_earlier_exits=True)`).
-        budget: the budget of the last `calibrate` (fraction of `exit_macs[-1]`), or
-            None when the thresholds were set by hand.
     """
 
     def __init__(self, model: keras.Model, *, from_logits: bool = False):
@@ -79,7 +82,7 @@ class EarlyExitPredictor:
         self._stages = stages.cut(model, self._post)
         self.exit_macs = np.cumsum([s.macs for s in self._stages]).astype(np.int64)
         self._thresholds = np.ones(self.num_exits - 1)
-        self.budget: float | None = None
+        self._table: list[dict] = []
 
     def _post(self, outputs: list) -> list:
         """[probabilities, *outputs] from a stage sub-model's outputs."""
@@ -88,15 +91,32 @@ class EarlyExitPredictor:
 
     @property
     def thresholds(self) -> np.ndarray:
-        """(K - 1,) floats in [0, 1]: an image leaves at exit k < K when its largest class
-        probability there is >= thresholds[k-1]; exit K takes every image left. A copy;
-        assign a new sequence to change them (this clears `budget`)."""
-        return self._thresholds.copy()
+        """(K - 1,) floats in [0, 1], those `predict` uses without a budget: an image
+        leaves at exit k < K when its largest class probability there is >=
+        thresholds[k-1]; exit K takes every image left. After `calibrate`, those of its
+        largest budget. A copy; assign a new sequence to change them (this clears
+        `budget` and `budget_table`)."""
+        return self._current().copy()
 
     @thresholds.setter
     def thresholds(self, values: Sequence[float]) -> None:
         self._thresholds = policy.checked_thresholds(values, self.num_exits)
-        self.budget = None
+        self._table = []
+
+    @property
+    def budget(self) -> float | None:
+        """The budget (fraction of `exit_macs[-1]`) of `thresholds`: the largest of the last
+        `calibrate`; None when the thresholds were set by hand."""
+        return self._table[-1]["budget"] if self._table else None
+
+    @property
+    def budget_table(self) -> list[dict]:
+        """The budgets of the last `calibrate`, smallest first, one dict each:
+        {"budget", "thresholds" (K - 1 floats), "average_macs" (MACs per image on the
+        calibration images), "accuracy" (top-1 on them, 0..1)}. `average_macs` and
+        `accuracy` are None when loaded from a sidecar that did not keep them. Empty when
+        the thresholds were set by hand."""
+        return [{**entry, "thresholds": entry["thresholds"].tolist()} for entry in self._table]
 
     def _walk(
         self, x: np.ndarray, batch_size: int, thresholds: np.ndarray | None, last: int
@@ -144,15 +164,41 @@ class EarlyExitPredictor:
             raise ValueError(f"x must have shape (N, {expected}), got {x.shape}.")
         return x
 
-    def predict(self, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, x: np.ndarray, batch_size: int = 256, *, budget: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Early-exit prediction of images `x` (N, H, W, C) (raw model input).
+
+        Args:
+            x: the images.
+            batch_size: images per batch. Defaults to 256.
+            budget: a fraction of the full network's MACs in (0, 1]: the thresholds of the
+                largest calibrated budget at or below it (`budget_table`). A budget below
+                the smallest calibrated one, outside (0, 1] or NaN raises a ValueError.
+                None (default): `thresholds`.
 
         Returns:
             probabilities: (N, classes) float32, those of the exit each image left at.
             exits: (N,) int64, that exit, 1-based.
         """
+        thresholds = self._current() if budget is None else self._entry(budget)["thresholds"]
         x = self._checked_x(x, batch_size)
-        return self._gather(self._walk(x, batch_size, self._thresholds, self.num_exits), len(x))
+        return self._gather(self._walk(x, batch_size, thresholds, self.num_exits), len(x))
+
+    def _current(self) -> np.ndarray:
+        """The thresholds `predict` uses without a budget (not a copy)."""
+        return self._table[-1]["thresholds"] if self._table else self._thresholds
+
+    def _entry(self, budget) -> dict:
+        """The table entry of the largest calibrated budget at or below `budget`."""
+        if not self._table:
+            policy.check_fraction(budget)
+            raise ValueError(
+                "predict(budget=...) chooses among calibrated budgets, and this predictor "
+                "has none (its thresholds were set by hand or never calibrated): call "
+                "calibrate(x_val, y_val, budget=[...]) first, or predict without a budget."
+            )
+        return self._table[policy.select([e["budget"] for e in self._table], budget)]
 
     def predict_at(self, x: np.ndarray, exit: int, batch_size: int = 256) -> np.ndarray:
         """Exit `exit`'s (1-based) probabilities (N, classes) for every image, running
@@ -186,24 +232,35 @@ class EarlyExitPredictor:
         return policy.average_macs(self.exit_macs, exits)
 
     def calibrate(
-        self, x_val: np.ndarray, y_val: np.ndarray, budget: float, batch_size: int = 256
-    ) -> dict:
+        self,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        budget: float | Sequence[float],
+        batch_size: int = 256,
+    ) -> dict | list[dict]:
         """Fit the thresholds on held-out images so that the mean MACs per image is
-        `budget` (in (0, 1]) times the full network's (`exit_macs[-1]`), or just below.
+        `budget` times the full network's (`exit_macs[-1]`), or just below, for one
+        budget or several.
 
         The MSDNet procedure (Huang et al., ICLR 2018; the reference's dynamic
-        evaluation), as `policy.fit_thresholds` runs it on the exits' confidences.
+        evaluation), as `policy.fit_thresholds` runs it on the exits' confidences, once
+        per budget on one pass of the images through every exit. The budgets replace
+        `budget_table`; `thresholds` become those of the largest.
 
         Args:
-            x_val: (N, H, W, C) images; y_val: (N,) integer labels (for the report).
-            budget: fraction of the full network's MACs, at least `exit_macs[0] /
-                exit_macs[-1]` (every image leaving at exit 1).
+            x_val: (N, H, W, C) images.
+            y_val: (N,) integer labels (for the report).
+            budget: a fraction of the full network's MACs in (0, 1], at least
+                `exit_macs[0] / exit_macs[-1]` (every image leaving at exit 1), or a
+                sequence of distinct such fractions.
+            batch_size: images per batch. Defaults to 256.
 
         Returns:
-            On `x_val`: {"budget", "p", "thresholds" (K - 1 floats), "average_macs",
-            "macs_fraction", "accuracy" (top-1, 0..1), "exit_fractions" (K floats)}.
+            On `x_val`, for one budget: {"budget", "p", "thresholds" (K - 1 floats),
+            "average_macs", "macs_fraction", "accuracy" (top-1, 0..1), "exit_fractions"
+            (K floats)}; for a sequence, a list of those, in its order.
         """
-        budget = policy.check_budget(budget, self.exit_macs)
+        budgets = policy.check_budgets(budget, self.exit_macs)
         x_val = self._checked_x(x_val, batch_size)
         y_val = np.asarray(y_val).reshape(-1)
         if len(x_val) != len(y_val):
@@ -212,11 +269,32 @@ class EarlyExitPredictor:
             raise ValueError("calibrate needs at least one image.")
         probs = self.exit_probabilities(x_val, batch_size)
         policy.check_probabilities(probs, self.from_logits)
+        reports = [self._fit(probs, y_val, b) for b in budgets]
+        self._set_table(reports)
+        return reports if isinstance(budget, (list, tuple)) or np.ndim(budget) == 1 else reports[0]
+
+    def _set_table(self, entries: list[dict]) -> None:
+        """`budget_table` from `entries` (dicts with "budget" and "thresholds", and
+        optionally "average_macs" and "accuracy"), checked and sorted by budget."""
+        self._table = sorted(
+            (
+                {
+                    "budget": policy.check_fraction(entry["budget"]),
+                    "thresholds": policy.checked_thresholds(entry["thresholds"], self.num_exits),
+                    "average_macs": entry.get("average_macs"),
+                    "accuracy": entry.get("accuracy"),
+                }
+                for entry in entries
+            ),
+            key=lambda entry: entry["budget"],
+        )
+
+    def _fit(self, probs: np.ndarray, y: np.ndarray, budget: float) -> dict:
+        """`calibrate`'s report for one budget, from every exit's probabilities (K, N,
+        classes) of the calibration images."""
         # float32 softmax can round a hair past 1; thresholds are probabilities in [0, 1]
         confidence = np.clip(probs.max(axis=2), 0.0, 1.0)
         thresholds, exits, p = policy.fit_thresholds(confidence, self.exit_macs, budget)
-        self._thresholds = policy.checked_thresholds(thresholds, self.num_exits)
-        self.budget = budget
         predicted = probs[exits - 1, np.arange(len(exits))].argmax(axis=1)
         mean = self.average_macs(exits)
         return {
@@ -225,7 +303,7 @@ class EarlyExitPredictor:
             "thresholds": thresholds.tolist(),
             "average_macs": mean,
             "macs_fraction": mean / float(self.exit_macs[-1]),
-            "accuracy": float(np.mean(predicted == y_val)),
+            "accuracy": float(np.mean(predicted == y)),
             "exit_fractions": (
                 np.bincount(exits, minlength=self.num_exits + 1)[1:] / len(exits)
             ).tolist(),
@@ -238,16 +316,17 @@ class EarlyExitPredictor:
         batch_size: int | None = None,
         jit_compile: bool | None = None,
     ) -> None:
-        """Write the predictor, its exit policy inside, as a TensorFlow SavedModel or a
-        LiteRT model that run with TensorFlow (or the LiteRT interpreter) alone; see
-        `inference.export.export` for the arguments."""
+        """Write the predictor, its exit policy and budget table inside, as a TensorFlow
+        SavedModel or a LiteRT model that run with TensorFlow (or the LiteRT interpreter)
+        alone, served as `serve(images, budget)`; see `inference.export.export` for the
+        arguments and the outputs."""
         from keras_anytime.inference.export import export
 
         export(self, path, format, batch_size, jit_compile)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Save the model to `path` (a `.keras` file) and the thresholds and costs to
-        `path + ".early_exit.json"` (format in the module docstring)."""
+        """Save the model to `path` (a `.keras` file) and the thresholds, the budget table
+        and the costs to `path + ".early_exit.json"` (format in the package docstring)."""
         path = os.fspath(path)
         self.model.save(path)
         sidecar = {
@@ -255,16 +334,19 @@ class EarlyExitPredictor:
             "version": 1,
             "num_exits": self.num_exits,
             "exit_macs": [int(m) for m in self.exit_macs],
-            "thresholds": self._thresholds.tolist(),
+            "thresholds": self.thresholds.tolist(),
             "from_logits": self.from_logits,
             "budget": self.budget,
+            "budgets": self.budget_table,
         }
         with open(path + SIDECAR_SUFFIX, "w") as f:
             json.dump(sidecar, f, indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EarlyExitPredictor:
-        """Load a predictor written by `save(path)`; checks the sidecar against the model."""
+        """Load a predictor written by `save(path)`; checks the sidecar against the model.
+        A sidecar without "budgets" (written before the table was kept) gives a table of
+        its one budget, or none for thresholds set by hand."""
         import keras_anytime.applications  # noqa: F401  registers the layers of every family
 
         path = os.fspath(path)
@@ -282,5 +364,8 @@ class EarlyExitPredictor:
                 "belong together."
             )
         predictor.thresholds = sidecar["thresholds"]
-        predictor.budget = sidecar["budget"]
+        table = sidecar.get("budgets")
+        if table is None and sidecar["budget"] is not None:
+            table = [{"budget": sidecar["budget"], "thresholds": sidecar["thresholds"]}]
+        predictor._set_table(table or [])
         return predictor

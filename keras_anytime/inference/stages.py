@@ -14,6 +14,8 @@ from keras_anytime import graph
 from keras_anytime.flops import node_macs
 from keras_anytime.layers import RunAfter
 
+__all__ = ["Stage", "compiled", "cut", "stage_macs", "take_rows"]
+
 
 @dataclass
 class Stage:

@@ -12,6 +12,7 @@ setup(
     packages=[
         "keras_anytime",
         "keras_anytime.applications",
+        "keras_anytime.datasets",
         "keras_anytime.inference",
         "keras_anytime.training",
         "keras_anytime._zoo",
@@ -29,7 +30,15 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "jax[cpu]", "torch==2.13.0", "ruff", "ai-edge-litert"],
+        "test": [
+            "pytest",
+            "pytest-xdist",
+            "jax[cpu]",
+            "torch==2.13.0",
+            "ruff",
+            "ai-edge-litert",
+            "pdoc",
+        ],
         # running exported LiteRT models (EarlyExitPredictor.export(format="litert"))
         "export": ["ai-edge-litert"],
         "notebooks": ["jupyter", "nbconvert", "nbformat", "matplotlib"],

@@ -22,7 +22,7 @@ import json
 import keras
 
 import keras_anytime
-from keras_anytime import datasets, recipes, zoo
+from keras_anytime import datasets, hardware, recipes, zoo
 from keras_anytime.evaluation import evaluate_exits, plot_anytime_curves
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--plot", default=None)
     args = parser.parse_args()
 
-    recipes.set_mixed_precision(recipes.resolve_precision("auto") == "bfloat16")
+    hardware.set_mixed_precision(hardware.resolve_precision("auto") == "bfloat16")
     trained = keras.saving.load_model(args.model, compile=False)
     backbone = keras.Model(trained.inputs, trained.get_layer(args.features).output)
     model = keras_anytime.attach_exits(backbone, every=args.every, freeze_backbone=True)

@@ -11,6 +11,8 @@ import keras
 from keras_anytime.applications import base
 from keras_anytime.models import AnytimeModel
 
+__all__ = ["attach_exits"]
+
 
 def attach_exits(
     backbone: keras.Model,

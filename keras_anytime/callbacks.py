@@ -12,6 +12,8 @@ from keras import ops
 
 from keras_anytime.models import AnytimeModel, ExitWeighting
 
+__all__ = ["AdaLoss", "WeightEMA"]
+
 
 class AdaLoss(keras.callbacks.Callback):
     """Re-weights the exits' losses so that each counts on the same scale.

@@ -15,17 +15,17 @@ from pathlib import Path
 
 from keras_anytime.registry import FAMILIES
 
-__all__ = ["main", "parser"]
+__all__ = ["main", "parser", "train_config"]
 
-TRAIN_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.trainable)
-WEIGHTINGS = ("adaloss", "const", "linear", "half_end", "sieve", "opt")
+_TRAIN_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.trainable)
+_WEIGHTINGS = ("adaloss", "const", "linear", "half_end", "sieve", "opt")
 # every model argument a trainable family takes, by flag (a shared one, such as --depth,
 # once); which family takes which is FAMILIES' business
-MODEL_OPTIONS = {
-    option.cli_flag: option for name in TRAIN_FAMILIES for option in FAMILIES[name].train_options
+_MODEL_OPTIONS = {
+    option.cli_flag: option for name in _TRAIN_FAMILIES for option in FAMILIES[name].train_options
 }
 
-TRAIN_EXAMPLE = """example:
+_TRAIN_EXAMPLE = """example:
   keras-anytime train --family resnet --depth 20 --weighting adaloss --epochs 2 \\
       --data cifar10 --data-dir ../shared/data/cifar10 --out runs/resnet20-adaloss
 
@@ -33,7 +33,7 @@ Writes OUT/history.csv (per-exit metrics and AdaLoss weights per epoch), OUT/bac
 checkpoint every epoch; rerunning the same command resumes from it), OUT/best.weights.h5
 (best val accuracy at the last exit), OUT/model.keras and OUT/eval.json (per-exit val).
 """
-EVAL_EXAMPLE = """examples:
+_EVAL_EXAMPLE = """examples:
   keras-anytime eval runs/resnet20-adaloss/model.keras --data-dir ../shared/data/cifar10
   keras-anytime eval resnet32_cifar10 --split val --out eval/
   keras-anytime eval resnet20_cifar10 --flip   # with flip test-time augmentation
@@ -41,7 +41,7 @@ EVAL_EXAMPLE = """examples:
 Prints each exit's cumulative MACs, accuracy and loss; writes OUT/anytime_curve.png and
 OUT/eval.json.
 """
-ZOO_EXAMPLE = """example:
+_ZOO_EXAMPLE = """example:
   keras-anytime zoo list
 
 Maintainers add a preset from a finished train run with zoo/tools/add_preset.py (in the repository).
@@ -49,12 +49,16 @@ Maintainers add a preset from a finished train run with zoo/tools/add_preset.py 
 
 
 def train_config(args):
-    """The `training.TrainConfig` of parsed `train` arguments."""
+    """The `training.TrainConfig` of parsed `train` arguments.
+
+    Args:
+        args: what `parser().parse_args(["train", ...])` returns.
+    """
     from keras_anytime.training import TrainConfig
 
     family = FAMILIES[args.family]
     takes = {option.cli_flag for option in family.train_options}
-    given = {flag: getattr(args, _dest(flag)) for flag in MODEL_OPTIONS}
+    given = {flag: getattr(args, _dest(flag)) for flag in _MODEL_OPTIONS}
     stray = sorted(flag for flag, value in given.items() if value is not None and flag not in takes)
     if stray:
         raise ValueError(
@@ -64,7 +68,7 @@ def train_config(args):
     model = {
         o.name: given[o.cli_flag] for o in family.train_options if given[o.cli_flag] is not None
     }
-    skip = {"verb", "func", "argv", "mixed_precision", *map(_dest, MODEL_OPTIONS)}
+    skip = {"verb", "func", "argv", "mixed_precision", *map(_dest, _MODEL_OPTIONS)}
     values = {k: v for k, v in vars(args).items() if k not in skip}
     if args.mixed_precision:
         values["precision"] = "bfloat16"
@@ -75,7 +79,7 @@ def _dest(flag: str) -> str:
     return flag[2:].replace("-", "_")
 
 
-def train(args) -> int:
+def _train(args) -> int:
     from keras_anytime import training
 
     try:
@@ -85,7 +89,7 @@ def train(args) -> int:
     return 0
 
 
-def evaluate(args) -> int:
+def _evaluate(args) -> int:
     from keras_anytime import zoo
     from keras_anytime.evaluation import evaluate_exits, format_table, plot_anytime_curves
     from keras_anytime.training import eval_batches
@@ -106,7 +110,7 @@ def evaluate(args) -> int:
     return 0
 
 
-def zoo_list(args) -> int:
+def _zoo_list(args) -> int:
     from keras_anytime import zoo
 
     names = zoo.list_models()
@@ -136,17 +140,19 @@ def _add_train(verbs) -> None:
         "train",
         help="train an anytime network",
         description="Train an anytime network with a loss weighting, resumably.",
-        epilog=TRAIN_EXAMPLE,
+        epilog=_TRAIN_EXAMPLE,
         formatter_class=fmt,
     )
-    t.add_argument("--family", choices=TRAIN_FAMILIES, default="resnet")
-    for flag, option in MODEL_OPTIONS.items():
+    t.add_argument("--family", choices=_TRAIN_FAMILIES, default="resnet")
+    for flag, option in _MODEL_OPTIONS.items():
         t.add_argument(flag, type=option.type, default=None, help=option.help)
     t.add_argument("--classes", type=int, default=10)
     t.add_argument(
-        "--weights", default=None, help="start from 'cifar10' (zoo preset) or a weights file"
+        "--weights",
+        default=None,
+        help="start from a zoo preset (a tag such as 'cifar10', or a preset name) or a file",
     )
-    t.add_argument("--weighting", choices=WEIGHTINGS, default="adaloss")
+    t.add_argument("--weighting", choices=_WEIGHTINGS, default="adaloss")
     t.add_argument(
         "--opt-at",
         type=int,
@@ -177,7 +183,7 @@ def _add_train(verbs) -> None:
         choices=("auto", "bfloat16", "float32"),
         default="auto",
         help="bfloat16: the mixed_bfloat16 policy; auto: bfloat16 on a GPU or a CPU with "
-        "native bfloat16 (1.6x float32's images/s there), else float32",
+        "native bfloat16, else float32 (fix it for a run that may resume on another machine)",
     )
     t.add_argument("--mixed-precision", action="store_true", help="same as --precision bfloat16")
     t.add_argument(
@@ -185,7 +191,7 @@ def _add_train(verbs) -> None:
         choices=("auto", "on", "off"),
         default="auto",
         help="XLA; auto: under JAX, on a TensorFlow GPU, and for float32 on a TensorFlow "
-        "CPU (1.4x graph mode's images/s there), else off",
+        "CPU, else off",
     )
     t.add_argument("--data", default="cifar10")
     t.add_argument("--data-dir", default=None, help="local NumPy folder (else tfds)")
@@ -208,7 +214,7 @@ def _add_train(verbs) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity (1: bar)")
     t.add_argument("--out", required=True, help="output folder")
-    t.set_defaults(func=train)
+    t.set_defaults(func=_train)
 
 
 def _add_eval(verbs) -> None:
@@ -217,7 +223,7 @@ def _add_eval(verbs) -> None:
         "eval",
         help="evaluate every exit of a saved model or zoo preset",
         description="Evaluate every exit of a saved model or zoo preset on a data split.",
-        epilog=EVAL_EXAMPLE,
+        epilog=_EVAL_EXAMPLE,
         formatter_class=fmt,
     )
     e.add_argument("model", help="a .keras file or a zoo preset name")
@@ -235,7 +241,7 @@ def _add_eval(verbs) -> None:
         "(two passes; the MACs reported are doubled)",
     )
     e.add_argument("--out", default=".", help="folder for anytime_curve.png and eval.json")
-    e.set_defaults(func=evaluate)
+    e.set_defaults(func=_evaluate)
 
 
 def _add_zoo(verbs) -> None:
@@ -244,7 +250,7 @@ def _add_zoo(verbs) -> None:
         "zoo",
         help="the pretrained presets",
         description="List the pretrained presets.",
-        epilog=ZOO_EXAMPLE,
+        epilog=_ZOO_EXAMPLE,
         formatter_class=fmt,
     )
     z_verbs = z.add_subparsers(dest="zoo_verb", required=True)
@@ -252,9 +258,9 @@ def _add_zoo(verbs) -> None:
         "list",
         help="list the presets",
         description="List the presets.",
-        epilog=ZOO_EXAMPLE,
+        epilog=_ZOO_EXAMPLE,
         formatter_class=fmt,
-    ).set_defaults(func=zoo_list)
+    ).set_defaults(func=_zoo_list)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,14 @@ from keras import ops
 
 from keras_anytime.flops import exit_flops
 
+__all__ = [
+    "evaluate_exits",
+    "exit_predictions",
+    "format_table",
+    "plot_anytime_curves",
+    "relative_error_increase",
+]
+
 
 def _predict(model, images) -> list[np.ndarray]:
     preds = model.predict_on_batch(images)  # compiled (once per batch size)

@@ -15,6 +15,8 @@ from keras import layers
 
 from keras_anytime import graph
 
+__all__ = ["exit_flops", "layer_macs", "msdnet_reference_counts", "node_macs"]
+
 _ELEMENTWISE = (
     layers.BatchNormalization,
     layers.Normalization,

@@ -11,6 +11,8 @@ import keras
 
 from keras_anytime.layers import RunAfter
 
+__all__ = ["layer_calls", "producer"]
+
 
 def producer(tensor):
     """The Keras `Node` (one layer call) that made symbolic `tensor`."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import keras
 
+__all__ = ["BatchNormalization", "RunAfter"]
+
 
 @keras.saving.register_keras_serializable(package="keras_anytime")
 class RunAfter(keras.layers.Layer):

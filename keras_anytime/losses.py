@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+__all__ = ["SparseCategoricalCrossentropy"]
+
 
 @keras.saving.register_keras_serializable(package="keras_anytime")
 class SparseCategoricalCrossentropy(keras.losses.Loss):

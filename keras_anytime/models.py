@@ -21,6 +21,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_anytime import _tf_distribute
+
+__all__ = ["AnytimeModel", "ExitWeighting", "LossBalancer", "truncate"]
+
 
 class LossBalancer(Protocol):
     """What `AnytimeModel` asks of a loss balancer (see `callbacks.AdaLoss`)."""
@@ -130,54 +134,6 @@ def _per_exit_losses(loss, num_exits: int) -> list:
     return [loss] * num_exits
 
 
-def _global_mean(scaled_losses):
-    """The batch-mean losses over all replicas, from losses scaled by 1/replicas.
-
-    Keras losses divide by the replica count under tf.distribute (gradients are summed
-    across replicas); summing the scaled values over replicas gives the global mean, the
-    same value on every replica, so AdaLoss takes identical steps everywhere.
-    """
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            return context.all_reduce(tf.distribute.ReduceOp.SUM, scaled_losses)
-    return scaled_losses
-
-
-def _scaled_for_replicas(loss):
-    """`loss` divided by the replica count under tf.distribute, else `loss`.
-
-    Gradients are summed across replicas, and Keras losses already divide by the replica
-    count; a regularisation loss that every replica adds whole would count N times
-    (Keras's own trainer scales it the same way, keras-team/keras#20609).
-    """
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            return loss / replicas
-    return loss
-
-
-def _rank1_logs_under_multiworker(outputs):
-    """Give each scalar log a batch axis of 1 under MultiWorkerMirroredStrategy.
-
-    Keras 3 reduces logs across workers with `strategy.reduce("MEAN", v, axis=0)`, which
-    fails on scalars (tensorflow/tensorflow#72388); with a (1,) axis it is the mean over
-    workers. Other strategies and backends get `outputs` unchanged.
-    """
-    if keras.config.backend() != "tensorflow" or not isinstance(outputs, dict):
-        return outputs
-    import tensorflow as tf
-
-    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-        return outputs
-    return {k: ops.reshape(v, (1,)) for k, v in outputs.items()}
-
-
 def _clone_metric(metric):
     if isinstance(metric, keras.metrics.Metric):
         return metric.__class__.from_config(metric.get_config())
@@ -191,6 +147,11 @@ class AnytimeModel(keras.Model):
     Build it like a functional model, `AnytimeModel(inputs, [exit_1, ..., exit_K])`;
     the builders in `keras_anytime.applications` return one.
 
+    `builder_config`: (builder name, config) of the builder that made the model, e.g.
+    `("AnytimeResNet", {"depth": 20, ...})`; `get_config` saves it, so a reloaded `.keras`
+    model keeps it. None for a model made otherwise (`truncate`, `attach`, by hand) or saved
+    by an earlier keras-anytime.
+
     `compile(optimizer, loss, loss_weights=None, metrics=None)`:
       loss: one loss for every exit, or a list of K.
       loss_weights: a list of K floats (for example from `keras_anytime.weighting`);
@@ -201,21 +162,28 @@ class AnytimeModel(keras.Model):
     unweighted per-exit losses.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, builder_config: Sequence | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.exit_weighting = ExitWeighting(len(self.outputs))
         self.exit_loss_trackers = [
             keras.metrics.Mean(name=f"{name}_loss") for name in self.output_names
         ]
         self.loss_balancer: LossBalancer | None = None
-        # (builder name, config) set by the applications' builders: the zoo preset key
-        self.builder_config: tuple[str, dict] | None = None
+        self.builder_config = _builder_pair(builder_config)
         self._user_loss = None
         self._exit_losses: list[keras.losses.Loss] | None = None
 
     @property
     def num_exits(self) -> int:
         return len(self.outputs)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        if self.builder_config is not None:
+            # a list: a tuple would be saved as a "__tuple__" object, not revived for __init__
+            builder, builder_kwargs = self.builder_config
+            config["builder_config"] = [builder, dict(builder_kwargs)]
+        return config
 
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, **kwargs):
         k = self.num_exits
@@ -297,7 +265,7 @@ class AnytimeModel(keras.Model):
                 for fn, y_t, y_p in zip(self._exit_losses, y, y_pred)
             ]
         )
-        true_losses = _global_mean(ops.stop_gradient(exit_losses))
+        true_losses = _tf_distribute.global_mean(ops.stop_gradient(exit_losses))
         batch = ops.shape(y_pred[0])[0]
         for i, tracker in enumerate(self.exit_loss_trackers):
             tracker.update_state(true_losses[i], sample_weight=batch)
@@ -308,14 +276,14 @@ class AnytimeModel(keras.Model):
         if training and self.loss_balancer is not None:
             self.loss_balancer.update(self.exit_weighting, true_losses)
         for extra in self.losses:  # regularisers: summed over replicas like the data losses
-            total = total + _scaled_for_replicas(ops.cast(ops.sum(extra), "float32"))
+            total = total + _tf_distribute.scaled_for_replicas(ops.cast(ops.sum(extra), "float32"))
         return total
 
     def train_step(self, *args, **kwargs):
-        return _rank1_logs_under_multiworker(super().train_step(*args, **kwargs))
+        return _tf_distribute.rank1_logs_under_multiworker(super().train_step(*args, **kwargs))
 
     def test_step(self, *args, **kwargs):
-        return _rank1_logs_under_multiworker(super().test_step(*args, **kwargs))
+        return _tf_distribute.rank1_logs_under_multiworker(super().test_step(*args, **kwargs))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(
@@ -323,22 +291,11 @@ class AnytimeModel(keras.Model):
         )
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3.15 on TensorFlow mean-reduces the first distributed batch with
-        # strategy.reduce, which fails under MultiWorkerMirroredStrategy ("Attempt to
-        # convert a value (PerReplica...) to a Tensor"), for any Keras model. The local
-        # replica's batch has the same structure and shapes, so build from that instead.
+        # under tf.distribute, build from the local replica's first batch: Keras's own
+        # reduction of it fails under MultiWorkerMirroredStrategy (_tf_distribute)
         strategy = getattr(self, "_distribute_strategy", None)
         if iterator is not None and strategy is not None:
-            import tensorflow as tf
-
-            def local(value):
-                if isinstance(value, tf.distribute.DistributedValues):
-                    return strategy.experimental_local_results(value)[0]
-                return value
-
-            for _, _, batches in iterator:
-                data_batch = keras.tree.map_structure(local, next(batches))
-                break
+            data_batch = _tf_distribute.local_first_batch(strategy, iterator, data_batch)
             iterator = None
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
@@ -358,10 +315,28 @@ class AnytimeModel(keras.Model):
         super().load_own_variables(own)
 
 
+def _builder_pair(builder_config) -> tuple[str, dict] | None:
+    """`builder_config` as a (builder name, config) tuple; None stays None."""
+    if builder_config is None:
+        return None
+    if not (
+        isinstance(builder_config, (list, tuple))
+        and len(builder_config) == 2
+        and isinstance(builder_config[0], str)
+        and isinstance(builder_config[1], dict)
+    ):
+        raise ValueError(
+            "builder_config must be a (builder name, config dict) pair such as "
+            f'("AnytimeResNet", {{"depth": 20}}), or None; got {builder_config!r}.'
+        )
+    return builder_config[0], dict(builder_config[1])
+
+
 def truncate(model: AnytimeModel, num_exits: int) -> AnytimeModel:
     """The network up to exit `num_exits` (1-based) as its own AnytimeModel, sharing layers
     and weights with `model`: the layers past that exit are not computed. The OPT baselines
-    train it as a single-exit network (`weighting.opt`)."""
+    train it as a single-exit network (`weighting.opt`). It has no `builder_config`: no
+    builder makes it."""
     if not isinstance(num_exits, int) or not 1 <= num_exits <= model.num_exits:
         raise ValueError(f"`num_exits` must be in 1..{model.num_exits}, got {num_exits!r}.")
     return AnytimeModel(model.inputs, model.outputs[:num_exits], name=model.name)

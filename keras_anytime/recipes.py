@@ -23,11 +23,45 @@
 No recipe keeps an average of the weights (`train --ema`, `callbacks.WeightEMA`), and every
 recipe keeps the builders' own kernel L2 (`set_kernel_l2`, `train --l2` change it).
 The default learning rate scales linearly with the batch size.
+
+`keras_anytime.hardware` holds a run's precision and XLA choice; its names can be imported
+from here too (`recipes.resolve_precision`, ...).
 """
 
 from __future__ import annotations
 
 import keras
+
+from keras_anytime.hardware import (
+    JIT_COMPILES,
+    PRECISIONS,
+    cpu_has_bfloat16,
+    has_gpu,
+    resolve_jit_compile,
+    resolve_precision,
+    set_mixed_precision,
+)
+
+__all__ = [
+    "EMA",
+    "JIT_COMPILES",
+    "KERNEL_L2",
+    "LABEL_SMOOTHING",
+    "PAPER_DROPS",
+    "PEAK_LR",
+    "PRECISIONS",
+    "RECIPES",
+    "STEP_DROPS",
+    "WEIGHT_DECAY",
+    "cpu_has_bfloat16",
+    "has_gpu",
+    "learning_rate",
+    "optimizer",
+    "resolve_jit_compile",
+    "resolve_precision",
+    "set_kernel_l2",
+    "set_mixed_precision",
+]
 
 RECIPES = ("paper", "step", "short", "fast")
 PEAK_LR = {"paper": 0.1, "step": 0.1, "short": 1.6, "fast": 0.8}  # per 128 images
@@ -122,74 +156,3 @@ def set_kernel_l2(model: keras.Model, l2: float) -> int:
             layer.kernel.regularizer = regularizer
             changed += 1
     return changed
-
-
-PRECISIONS = ("auto", "bfloat16", "float32")
-
-
-def cpu_has_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16, Linux
-    `/proc/cpuinfo` flags); elsewhere False."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(f.read().split())
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
-
-
-def has_gpu(backend: str) -> bool:
-    """Whether `backend` ("tensorflow", "jax" or "torch") sees a GPU."""
-    if backend == "jax":
-        import jax
-
-        return jax.default_backend() == "gpu"
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
-def resolve_precision(precision: str) -> str:
-    """ "bfloat16" or "float32" for `precision` in PRECISIONS. "auto" is bfloat16
-    (`mixed_bfloat16`) on a GPU or on a CPU with native bfloat16, else float32: on the
-    9-exit AnytimeResNet-20, 2 such CPU cores, mixed_bfloat16 trains at 1.6x float32
-    (benchmarks/train_throughput.py), while CPUs without it emulate bfloat16 slowly."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}: use one of {PRECISIONS}.")
-    if precision != "auto":
-        return precision
-    gpu = has_gpu(keras.config.backend())
-    return "bfloat16" if gpu or cpu_has_bfloat16() else "float32"
-
-
-JIT_COMPILES = ("auto", "on", "off")
-
-
-def resolve_jit_compile(jit_compile: str, precision: str) -> bool:
-    """Whether `Model.compile` should use XLA (`jit_compile`), for `jit_compile` in
-    JIT_COMPILES and the resolved `precision` ("bfloat16" or "float32"). "auto" is Keras's
-    own choice (XLA under JAX and on a TensorFlow GPU, never `torch.compile`) plus XLA for
-    float32 on a TensorFlow CPU: on the 9-exit AnytimeResNet-20 (2 CPU cores,
-    benchmarks/train_throughput.py), XLA trains float32 at 1.42x TensorFlow's graph mode on
-    an AVX2-only CPU (180 against 127 images/s), but mixed_bfloat16 at 0.38x on a CPU with
-    AMX (412 against 1093)."""
-    if jit_compile not in JIT_COMPILES:
-        raise ValueError(f"Unknown jit_compile {jit_compile!r}: use one of {JIT_COMPILES}.")
-    if jit_compile != "auto":
-        return jit_compile == "on"
-    backend = keras.config.backend()
-    if backend == "tensorflow":
-        return precision == "float32" or has_gpu(backend)
-    return backend == "jax"
-
-
-def set_mixed_precision(enabled: bool) -> None:
-    """`mixed_bfloat16` when enabled (the exits' Dense layers stay float32), else float32.
-    Call before building the model."""
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if enabled else "float32")

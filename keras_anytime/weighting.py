@@ -6,6 +6,8 @@ follows the authors' `sieve_loss_weights`. Exits are ordered shallow to deep.
 
 from __future__ import annotations
 
+__all__ = ["SCHEMES", "const", "half_end", "linear", "opt", "sieve"]
+
 
 def _check(k: int) -> None:
     if not isinstance(k, int) or k < 1:
@@ -42,8 +44,8 @@ def sieve(k: int) -> list[float]:
 
     That total is the one of the authors' `sieve_loss_weights` in
     EchoWho/AnytimeNeuralNetwork_public (`tensorpack/utils/anytime_loss.py`); one
-    revision of that file scales to log2(K + 1) instead, as keras-anytime 0.1 did. The
-    shape is the same either way; the total sets the step size with SGD.
+    revision of that file scales to log2(K + 1) instead. The shape is the same either way;
+    the total sets the step size with SGD.
     """
     _check(k)
     if k == 1:

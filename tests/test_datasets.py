@@ -249,3 +249,27 @@ def test_tfds_cifar10_val_is_refused_as_not_the_agreed_images(monkeypatch):
     monkeypatch.delenv("KERAS_ANYTIME_DATA", raising=False)
     with pytest.raises(ValueError, match="other images than the agreed cifar10 val.*split='test'"):
         datasets.load("cifar10", "val")
+
+
+def test_the_package_hands_on_the_names_of_its_modules():
+    from keras_anytime.datasets import augment, local, numpy_batches, pipeline, splits, tfds
+
+    names = {
+        pipeline: ["NAMES", "load"],
+        local: [
+            "AGREED_VAL_SHA256",
+            "DESCRIPTION_FILE",
+            "ENV_VAR",
+            "describe",
+            "load_numpy",
+            "local_dir",
+            "val_digest",
+        ],
+        splits: ["CIFAR10_MEAN", "CIFAR10_VARIANCE", "SPLITS", "SPLIT_RECORDS", "TRAIN_SIZE"],
+        augment: ["CUTOUT_FILL", "augment_cifar", "augment_numpy"],
+        numpy_batches: ["NumpyBatches"],
+        tfds: ["TFDS_NAMES", "TFDS_SPLITS"],
+    }
+    handed_on = [(module, name) for module, listed in names.items() for name in listed]
+    assert sorted(datasets.__all__) == sorted(name for _, name in handed_on)
+    assert all(getattr(datasets, name) is getattr(module, name) for module, name in handed_on)

@@ -102,23 +102,6 @@ def test_label_smoothing_loss_matches_keras_on_one_hot_targets():
         SparseCategoricalCrossentropy(1.0)
 
 
-def test_jit_compile_auto_is_xla_for_float32_on_a_tensorflow_cpu(monkeypatch):
-    monkeypatch.setattr(recipes, "has_gpu", lambda backend: False)
-    monkeypatch.setattr(keras.config, "backend", lambda: "tensorflow")
-    assert recipes.resolve_jit_compile("auto", "float32") is True
-    assert recipes.resolve_jit_compile("auto", "bfloat16") is False
-    assert recipes.resolve_jit_compile("off", "float32") is False
-    assert recipes.resolve_jit_compile("on", "bfloat16") is True
-    monkeypatch.setattr(recipes, "has_gpu", lambda backend: True)
-    assert recipes.resolve_jit_compile("auto", "bfloat16") is True
-    monkeypatch.setattr(keras.config, "backend", lambda: "torch")  # never torch.compile
-    assert recipes.resolve_jit_compile("auto", "float32") is False
-    monkeypatch.setattr(keras.config, "backend", lambda: "jax")
-    assert recipes.resolve_jit_compile("auto", "bfloat16") is True
-    with pytest.raises(ValueError, match="Unknown jit_compile 'yes'"):
-        recipes.resolve_jit_compile("yes", "float32")
-
-
 def _l2_total(model) -> float:
     return float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
 

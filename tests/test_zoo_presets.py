@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_anytime import datasets, zoo
+from keras_anytime import applications, datasets, presets, zoo
 from keras_anytime.evaluation import evaluate_exits
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_preset_matches_manifest_on_val(name, cifar_dir):
     preset = zoo.get_preset(name)
     model = zoo.load(name)
+    assert model.builder_config == (preset["builder"], preset["config"])
     rows = evaluate_exits(model, datasets.load("cifar10", "val", data_dir=cifar_dir))
     measured = np.array([r["accuracy"] for r in rows])
     np.testing.assert_allclose(measured, preset["val_accuracy"], atol=0.003)  # 0.3 points
@@ -72,10 +73,10 @@ STAGE_FIELDS = {
 
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_manifest_entry_has_every_field_and_its_training_stages(name):
-    """The fields zoo/README.md documents; a preset trained in stages names each earlier
-    stage's preset, hash and command, down to one trained from scratch."""
+    """The fields zoo/README.md documents (`tag` is optional); a preset trained in stages
+    names each earlier stage's preset, hash and command, down to one trained from scratch."""
     preset = zoo.get_preset(name)
-    assert set(preset) == FIELDS
+    assert FIELDS <= set(preset) <= FIELDS | {"tag"}
     assert len(preset["val_accuracy"]) == len(preset["macs"])
     stage = preset["starts_from"]
     assert ("--weights cifar10" in preset["command"]) == (stage is not None)
@@ -83,3 +84,26 @@ def test_manifest_entry_has_every_field_and_its_training_stages(name):
         assert set(stage) == STAGE_FIELDS
         assert len(stage["sha256"]) == 64 and stage["command"].startswith("keras-anytime train")
         stage = stage["starts_from"]
+
+
+# The builder calls zoo/README.md gives for each preset.
+README_CALLS = {
+    "resnet20_cifar10": lambda **kw: applications.AnytimeResNet(depth=20, **kw),
+    "resnet32_cifar10": lambda **kw: applications.AnytimeResNet32(**kw),
+    "densenet40_cifar10": lambda **kw: applications.AnytimeDenseNet(
+        depth=40, growth_rate=12, exit_every=2, **kw
+    ),
+    "msdnet_cifar10": lambda **kw: applications.MSDNet(**kw),
+}
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_the_builder_call_of_each_preset_names_it_by_its_tag(name):
+    """A builder's configuration (all its network arguments, defaults included) and the
+    preset's tag resolve to the preset, so `weights="cifar10"` loads its file."""
+    preset = zoo.get_preset(name)
+    assert name in README_CALLS, f"zoo/README.md's table and README_CALLS lack {name}"
+    builder, config = README_CALLS[name]().builder_config
+    assert (builder, config) == (preset["builder"], preset["config"])
+    assert presets.lookup(builder, config, presets.tag(preset), classes=10)["name"] == name
+    assert presets.lookup(builder, config, name)["sha256"] == preset["sha256"]

@@ -11,6 +11,29 @@ from keras_anytime.datasets import CIFAR10_MEAN, CIFAR10_VARIANCE
 from keras_anytime.layers import BatchNormalization
 from keras_anytime.models import AnytimeModel
 
+__all__ = [
+    "BN_EPSILON",
+    "IMAGENET_MEAN",
+    "IMAGENET_VARIANCE",
+    "L2",
+    "POOLING",
+    "SHARED_ARGS",
+    "bn_relu",
+    "check_min_size",
+    "checked_input_shape",
+    "conv",
+    "conv_bn_relu",
+    "exit_head",
+    "exit_units",
+    "feature_outputs",
+    "finish",
+    "model_input",
+    "pick_variant",
+    "positive_int",
+    "preprocessing",
+    "shared_docstring",
+]
+
 # Per-channel RGB statistics (0..255) used by the in-model normalisation; CIFAR-10's are
 # in `datasets`. ImageNet: the usual torchvision statistics, (0.485, 0.456, 0.406) /
 # (0.229, 0.224, 0.225).
@@ -22,9 +45,11 @@ IMAGENET_VARIANCE = (3409.976, 3262.693, 3291.890)
 SHARED_ARGS = """include_top: True (default): outputs `exit_1 … exit_K` of shape
             (batch, classes), shallow to deep. False: outputs `features_1 … features_K`,
             the (batch, h, w, c) maps each head would read (see `pooling`).
-        weights: None (default, random initialisation), "cifar10" (the zoo preset of
-            exactly this configuration) or the path of a `.weights.h5` / `.keras` file
-            saved from it.
+        weights: None (default, random initialisation); a preset tag such as "cifar10"
+            (the zoo preset of exactly this configuration with that tag); a preset name
+            such as "resnet20_cifar10" (the preset must be of this configuration; see
+            `keras_anytime.zoo.from_preset` to build any preset by name); or the path of
+            a `.weights.h5` / `.keras` file saved from this configuration.
         input_tensor: optional Keras tensor (the output of `keras.Input()` or of a layer)
             to use as the image input; default None. Its shape picks the form and is
             checked exactly as the same `input_shape` would be.
@@ -33,14 +58,14 @@ SHARED_ARGS = """include_top: True (default): outputs `exit_1 … exit_K` of sha
             tensor's shape. Default: the form's (32, 32, 3) or (224, 224, 3) with
             include_top=True, (None, None, 3) with include_top=False (a feature
             extractor for any image size). Any channel count builds with weights=None
-            or a weights file; "cifar10" needs 3 channels.
+            or a weights file; a preset needs 3 channels.
         pooling: with include_top=False, None (default) to keep each `features_k` 4-D,
             "avg" or "max" for global average or max pooling of each to (batch, c).
             Ignored with include_top=True, as in keras.applications.
         classes: number of classes of every exit head; default 10.
         classifier_activation: of every exit head; default "softmax", None for logits.
-            With weights="cifar10" and include_top=True only None or "softmax", the
-            activation the preset was trained with.
+            With a preset and include_top=True only None or "softmax", the activation
+            the preset was trained with.
         name: the model's name; default the family's (e.g. "anytime_resnet20").
         include_preprocessing: True (default) to normalise inputs in the model with
             fixed per-channel mean/std (CIFAR-10's for the CIFAR form, ImageNet's for
@@ -111,7 +136,7 @@ def checked_input_shape(
         raise ValueError(
             f"The input must be (height, width, channels) with a known channel count, got {shape}."
         )
-    if weights in presets.PRESET_WEIGHTS:
+    if presets.names_a_preset(weights):
         # A preset was trained on RGB with softmax heads; a weights file may hold anything.
         if shape is not None and shape[-1] != 3:
             raise ValueError(
@@ -276,23 +301,25 @@ def finish(
     `include_top=False`: outputs are the K feature maps the heads would read, named
     `features_1 … features_K`, shallow to deep; no head layers are kept. `pooling`
     ("avg" or "max") pools each to (batch, channels).
-    `weights`: None, "cifar10" (the zoo preset of this exact configuration) or the path
-    of a `.weights.h5` / `.keras` file saved from the same configuration with a top.
-    The model's `builder_config` is `(builder, config)`, the key of its zoo preset.
+    `weights`: None, a preset tag or name, or the path of a `.weights.h5` / `.keras`
+    file saved from the same configuration with a top (see `presets.lookup`).
+    The model's `builder_config` is `(builder, config)`: every argument that shapes the
+    network, which with a tag names its zoo preset.
     """
+    builder_config = (builder, config)
     if weights is not None:
-        path, top_classes = presets.weights_path(
-            builder, config, weights, classes=classes, include_top=include_top
-        )
+        preset = presets.lookup(builder, config, weights, classes=classes if include_top else None)
+        # The weights hold a top: build one to load them, then drop it without include_top.
+        top_classes = classes if preset is None else preset["classes"]
         exits = [head(x, k, top_classes) for k, x in enumerate(features, start=1)]
-        model = AnytimeModel(inputs, exits, name=name)
-        presets.load_weights_into(model, path)
+        model = AnytimeModel(inputs, exits, name=name, builder_config=builder_config)
+        presets.load_weights(model, weights if preset is None else preset)
     elif include_top:
         exits = [head(x, k, classes) for k, x in enumerate(features, start=1)]
-        model = AnytimeModel(inputs, exits, name=name)
+        model = AnytimeModel(inputs, exits, name=name, builder_config=builder_config)
     if not include_top:
-        model = AnytimeModel(inputs, feature_outputs(features, pooling), name=name)
-    model.builder_config = (builder, config)
+        outputs = feature_outputs(features, pooling)
+        model = AnytimeModel(inputs, outputs, name=name, builder_config=builder_config)
     return model
 
 

@@ -17,6 +17,14 @@ from keras import layers
 from keras_anytime.applications import base
 from keras_anytime.models import AnytimeModel
 
+__all__ = [
+    "IMAGENET_BLOCKS",
+    "AnytimeDenseNet",
+    "AnytimeDenseNetBC100",
+    "dense_unit",
+    "transition",
+]
+
 # ImageNet form: units per dense block (Huang et al., Table 1); growth rate 32.
 IMAGENET_BLOCKS = {
     121: [6, 12, 24, 16],
@@ -161,13 +169,10 @@ def AnytimeDenseNet(
         "growth_rate": growth_rate,
         "exit_every": exit_every,
         "variant": variant,
+        "compression": compression,
+        "dropout": dropout,
+        "include_preprocessing": include_preprocessing,
     }
-    if compression != 0.5:
-        config["compression"] = compression
-    if dropout:
-        config["dropout"] = dropout
-    if not include_preprocessing:
-        config["include_preprocessing"] = False
     return base.finish(
         inputs,
         features,

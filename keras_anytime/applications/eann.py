@@ -29,6 +29,8 @@ from keras_anytime.applications.resnet import AnytimeResNet
 from keras_anytime.layers import RunAfter
 from keras_anytime.models import AnytimeModel
 
+__all__ = ["EANN", "eann_members", "freeze_members_before", "member_depths"]
+
 
 def member_depths(num_members: int, base: float, first_depth: int) -> list[int]:
     """CIFAR ResNet depths 6n + 2 whose unit counts n grow by `base` from `first_depth`
@@ -134,9 +136,7 @@ def EANN(
         if not depths:
             raise ValueError("depths must name at least one member depth.")
         config = {"depths": depths}
-    config.update(width=width, exit_every=exit_every)
-    if not include_preprocessing:
-        config["include_preprocessing"] = False
+    config.update(width=width, exit_every=exit_every, include_preprocessing=include_preprocessing)
     _base.positive_int(classes, "classes")
     shape = _base.checked_input_shape(
         input_tensor,
@@ -149,18 +149,16 @@ def EANN(
     name = name or "eann"
 
     if weights is not None:
-        path, top_classes = presets.weights_path(
-            "EANN", config, weights, classes=classes, include_top=include_top
-        )
+        preset = presets.lookup("EANN", config, weights, classes=classes if include_top else None)
         full = EANN(
             **config,
             input_tensor=input_tensor,
             input_shape=input_shape,
-            classes=top_classes,
+            classes=classes if preset is None else preset["classes"],
             classifier_activation=classifier_activation,
             name=name,
         )
-        presets.load_weights_into(full, path)
+        presets.load_weights(full, weights if preset is None else preset)
         if include_top:
             return full
         inner = EANN(
@@ -201,4 +199,4 @@ def EANN(
         outputs = [layers.Identity(name=f"exit_{i}")(o) for i, o in enumerate(outputs, start=1)]
     else:
         outputs = _base.feature_outputs(outputs, pooling)
-    return AnytimeModel(inputs, outputs, name=name)
+    return AnytimeModel(inputs, outputs, name=name, builder_config=("EANN", config))

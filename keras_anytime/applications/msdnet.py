@@ -27,12 +27,22 @@ from keras_anytime.applications import base as _base
 from keras_anytime.layers import RunAfter
 from keras_anytime.models import AnytimeModel
 
+__all__ = [
+    "MSDNET_CONFIGS",
+    "MSDNet",
+    "MSDNetCIFAR",
+    "MSDNetImageNet",
+    "block_steps",
+    "conv_bn",
+    "msd_layer",
+    "scale_schedule",
+]
+
 # The configurations of the paper, as the reference README trains them.
 MSDNET_CONFIGS: dict[str, dict] = {
-    # CIFAR anytime prediction (paper Sec. 5 and Appendix A; README "block=7"):
-    # exits after layers 4, 6, ..., 16. `flops.msdnet_reference_counts` equals the figures that
-    # kalviny/MSDNet-PyTorch@f654595 op_counter.measure_model prints for it (run
-    # 2026-11-27; tests/test_msdnet.py).
+    # CIFAR anytime prediction (paper Sec. 5 and Appendix A; README "block=7"): exits
+    # after layers 4, 6, ..., 16; `flops.msdnet_reference_counts` is checked against the
+    # reference's op_counter (tests/test_msdnet.py).
     "cifar_anytime": {
         "n_blocks": 7,
         "step": 2,
@@ -361,9 +371,8 @@ def MSDNet(
         "prune": prune,
         "bottleneck": bottleneck,
         "variant": variant,
+        "include_preprocessing": include_preprocessing,
     }
-    if not include_preprocessing:
-        config["include_preprocessing"] = False
     return _base.finish(
         inputs,
         features,

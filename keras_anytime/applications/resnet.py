@@ -16,6 +16,18 @@ from keras import layers
 from keras_anytime.applications import base
 from keras_anytime.models import AnytimeModel
 
+__all__ = [
+    "IMAGENET_STAGES",
+    "AnytimeResNet",
+    "AnytimeResNet20",
+    "AnytimeResNet32",
+    "AnytimeResNet56",
+    "AnytimeResNet110",
+    "basic_unit",
+    "bottleneck_unit",
+    "resolve_variant",
+]
+
 # ImageNet form: units per stage and unit type (He et al., CVPR 2016, Table 1).
 IMAGENET_STAGES = {
     18: ([2, 2, 2, 2], "basic"),
@@ -158,9 +170,13 @@ def AnytimeResNet(
     def head(x, index, n_classes):
         return base.exit_head(x, index, n_classes, classifier_activation)
 
-    config = {"depth": depth, "width": width, "exit_every": exit_every, "variant": variant}
-    if not include_preprocessing:
-        config["include_preprocessing"] = False
+    config = {
+        "depth": depth,
+        "width": width,
+        "exit_every": exit_every,
+        "variant": variant,
+        "include_preprocessing": include_preprocessing,
+    }
     return base.finish(
         inputs,
         features,

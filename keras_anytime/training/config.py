@@ -31,8 +31,8 @@ class TrainConfig:
             .train_options`, e.g. {"depth": 20, "exit_every": 1}); absent ones take their
             defaults. Default {}.
         classes: number of classes. Default 10.
-        weights: None (from scratch), "cifar10" (the zoo preset of this configuration)
-            or a weights file to start from. Default None.
+        weights: None (from scratch), a zoo preset of this configuration (a tag such as
+            "cifar10", or a preset name) or a weights file to start from. Default None.
         weighting: the exits' loss weights, one of WEIGHTINGS: "adaloss" (the
             `callbacks.AdaLoss` callback), a static scheme of `keras_anytime.weighting`, or
             "opt" (only the network up to exit `opt_at`). Default "adaloss".

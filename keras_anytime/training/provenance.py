@@ -57,14 +57,14 @@ def starts(out: Path, this: dict) -> list[dict]:
 
 
 def starts_from(weights: str | None, builder_config, out: Path) -> dict | None:
-    """Where a run's initial weights came from: for a preset ("cifar10"), its name,
-    sha256 and training record (its own `starts_from` included), so that a preset trained
-    in stages keeps every stage; for a file, its path and sha256; None from scratch. A
-    resumed run keeps what its first start recorded: the preset may have been replaced
-    since, by this very run.
+    """Where a run's initial weights came from: for a preset (a tag such as "cifar10" or a
+    preset name), its name, sha256 and training record (its own `starts_from` included),
+    so that a preset trained in stages keeps every stage; for a file, its path and sha256;
+    None from scratch. A resumed run keeps what its first start recorded: the preset may
+    have been replaced since, by this very run.
 
     Args:
-        weights: the run's `weights`.
+        weights: the run's `weights` (a preset tag or name, a file path, or None).
         builder_config: the family model's `builder_config` (builder name, config).
         out: the run's folder.
     """
@@ -77,9 +77,9 @@ def starts_from(weights: str | None, builder_config, out: Path) -> dict | None:
             return previous["starts_from"]
     if not weights:
         return None
-    if weights not in presets.PRESET_WEIGHTS:
+    preset = presets.lookup(*builder_config, weights)
+    if preset is None:
         return {"file": str(Path(weights).resolve()), "sha256": presets.sha256(weights)}
-    preset = presets.find_preset(*builder_config, weights)
     record = ("name", "sha256", "command", "epochs_completed", "wall_time_hours", "hardware")
     return {
         **{key: preset[key] for key in record},
@@ -92,10 +92,10 @@ def hardware() -> str:
     """This machine, e.g. "AMD EPYC, 2 cores, native bfloat16, no GPU"."""
     import keras
 
-    from keras_anytime import recipes
+    from keras_anytime.hardware import cpu_has_bfloat16, has_gpu
 
-    accelerator = "a GPU" if recipes.has_gpu(keras.config.backend()) else "no GPU"
-    bfloat16 = "native bfloat16" if recipes.cpu_has_bfloat16() else "no native bfloat16"
+    accelerator = "a GPU" if has_gpu(keras.config.backend()) else "no GPU"
+    bfloat16 = "native bfloat16" if cpu_has_bfloat16() else "no native bfloat16"
     return f"{_cpu_name()}, {os.cpu_count()} cores, {bfloat16}, {accelerator}"
 
 

@@ -281,15 +281,15 @@ def train(config: TrainConfig, argv: list[str] | None = None) -> TrainResult:
 def _train(config: TrainConfig, argv: list[str] | None) -> TrainResult:
     import keras
 
-    from keras_anytime import recipes
+    from keras_anytime import hardware
     from keras_anytime.evaluation import evaluate_exits, format_table
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    precision = recipes.resolve_precision(config.precision)
-    recipes.set_mixed_precision(precision == "bfloat16")
-    jit_compile = recipes.resolve_jit_compile(config.jit_compile, precision)
+    precision = hardware.resolve_precision(config.precision)
+    hardware.set_mixed_precision(precision == "bfloat16")
+    jit_compile = hardware.resolve_jit_compile(config.jit_compile, precision)
     strategy = _strategy(config.strategy)
     if config.distribution == "data-parallel":
         _data_parallel(config)

@@ -107,17 +107,23 @@ def entry_for(
     return entry, model
 
 
-def add(run: Path, name: str, note: str, zoo_dir: Path, **kwargs) -> dict:
+def add(run: Path, name: str, note: str, zoo_dir: Path, tag: str | None = None, **kwargs) -> dict:
     """Write NAME.weights.h5 and the entry into `zoo_dir`/manifest.json; returns the entry.
-    `kwargs`: `data_dir`, `hardware` of `entry_for`."""
+    `tag` tells the preset from another of the same configuration (default: the entry it
+    replaces keeps its tag; a new one has none, i.e. its `weights`). `kwargs`: `data_dir`,
+    `hardware` of `entry_for`."""
     from keras_anytime import presets
 
     entry, model = entry_for(run, name, note, **kwargs)
+    manifest_path = zoo_dir / "manifest.json"
+    entries = json.loads(manifest_path.read_text())["presets"]
+    replaced = [p for p in entries if p["name"] == name]
+    tag = tag or (replaced[0].get("tag") if replaced else None)
+    if tag:
+        entry["tag"] = tag
     target = zoo_dir / entry["file"]
     model.save_weights(target)  # the weights alone, without the optimiser state
     entry["sha256"] = presets.sha256(target)
-    manifest_path = zoo_dir / "manifest.json"
-    entries = json.loads(manifest_path.read_text())["presets"]
     entries = [p for p in entries if p["name"] != name] + [entry]
     manifest_path.write_text(json.dumps({"presets": entries}, indent=2) + "\n")
     print(f"wrote {target} and {manifest_path}")
@@ -132,9 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zoo-dir", type=Path, default=ZOO)
     parser.add_argument("--data-dir", default=None, help="else the run's own")
     parser.add_argument("--hardware", default=None, help="only if run.json lacks it")
+    parser.add_argument(
+        "--tag", default=None, help="for a second preset of one configuration, e.g. cifar10_long"
+    )
     args = parser.parse_args(argv)
     add(
-        args.run, args.name, args.note, args.zoo_dir, data_dir=args.data_dir, hardware=args.hardware
+        args.run,
+        args.name,
+        args.note,
+        args.zoo_dir,
+        tag=args.tag,
+        data_dir=args.data_dir,
+        hardware=args.hardware,
     )
     return 0
 

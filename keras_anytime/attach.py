@@ -25,27 +25,45 @@ def attach_exits(
     freeze_backbone: bool = False,
     name: str | None = None,
 ) -> AnytimeModel:
-    """An `AnytimeModel` with an exit head on each attachment point of `backbone` and one
-    on its output, ordered shallow to deep.
+    """An `AnytimeModel` of `backbone` with exit heads along its depth and on its output.
+
+    The exits are ordered shallow to deep.
 
     Args:
         backbone: a functional model with one input and one output, a 4-D feature map
             (batch, height, width, channels) such as `keras.applications.ResNet50(
             include_top=False, weights=None)`; it is used as it is (shared weights).
-        at: names of layers of `backbone` whose outputs get an exit.
+        at: names of layers of `backbone` whose outputs get an exit. Defaults to None
+            (give `every` instead).
         every: instead of `at`, an exit after `Add` layers number every, 2 * every, ...
             (1-based, shallow to deep) of all but the deepest `Add`, whose block the
             output's exit stands for. `Add` layers end the residual blocks of ResNets,
-            MobileNets, EfficientNets and this package's ResNets.
-        classes, classifier_activation: of every head.
+            MobileNets, EfficientNets and this package's ResNets. Defaults to None.
+        classes: every head's number of classes. Defaults to 10.
+        classifier_activation: every head's activation; None for logits. Defaults to
+            "softmax".
         head: `head(x, index, classes) -> (batch, classes)` builds exit `index`
-            (1-based); default: the builders' head (BN-ReLU, global average pooling,
-            Dense), named `exit_{index}`.
-        freeze_backbone: train only the heads (`backbone.trainable = False`).
+            (1-based). Defaults to None: the builders' head (BN-ReLU, global average
+            pooling, Dense), named `exit_{index}`.
+        freeze_backbone: train only the heads (`backbone.trainable = False`). Defaults to
+            False.
+        name: the model's name. Defaults to None (`{backbone.name}_anytime`).
 
     Returns:
         An `AnytimeModel` with outputs `exit_1 … exit_K`, K = attachment points + 1, for
         AdaLoss, `flops.exit_flops`, `inference.EarlyExitPredictor` and saving.
+
+    Raises:
+        ValueError: a backbone that is not a functional model with one input and one
+            4-D output, both or neither of `at` and `every`, or attachment points that
+            are unknown, nested, the output itself or not 4-D.
+
+    Example:
+
+    ```python
+    backbone = keras.applications.ResNet50(include_top=False, weights=None)
+    model = keras_anytime.attach_exits(backbone, every=4, classes=1000)
+    ```
     """
     if not hasattr(backbone, "_run_through_graph") or len(backbone.inputs) != 1:
         raise ValueError("attach_exits needs a functional model with one input.")

@@ -44,11 +44,16 @@ class AdaLoss(keras.callbacks.Callback):
     `.keras` files restore it on resume.
 
     Args:
-        momentum: decay of the moving average of each exit's loss, in [0, 1).
-        gamma: floor mixed into every weight, in [0, 1].
+        momentum: decay of the moving average of each exit's loss, in [0, 1). Defaults to
+            0.9.
+        gamma: floor mixed into every weight, in [0, 1]. Defaults to 0.07.
         final_extra: extra weight added to the last exit before re-normalising, >= 0.
-        update_every: recompute the weights every this many steps, >= 1.
-        epsilon: added to the averages before inverting, > 0.
+            Defaults to 0.0.
+        update_every: recompute the weights every this many steps, >= 1. Defaults to 100.
+        epsilon: added to the averages before inverting, > 0. Defaults to 1e-8.
+
+    Raises:
+        ValueError: an argument outside its range.
 
     Example:
         model = keras_anytime.applications.AnytimeResNet(depth=20)
@@ -86,7 +91,12 @@ class AdaLoss(keras.callbacks.Callback):
         self._warned = False
 
     def update(self, state: ExitWeighting, exit_losses) -> None:
-        """One step of the rule, in `keras.ops`; called by `AnytimeModel.compute_loss`."""
+        """One step of the rule, in `keras.ops`; `AnytimeModel.compute_loss` calls it.
+
+        Args:
+            state: the model's `exit_weighting`, updated in place.
+            exit_losses: this step's per-exit losses over the global batch, (K,).
+        """
         k = state.num_exits
         live = ops.greater(ops.convert_to_tensor(state.active), 0.0)
         all_finite = ops.all(ops.isfinite(exit_losses))
@@ -157,17 +167,16 @@ class AdaLoss(keras.callbacks.Callback):
 
 
 class WeightEMA(keras.callbacks.Callback):
-    """Keeps an exponential moving average of every float weight of the model, BatchNorm's
-    moving statistics included, and validates and checkpoints with it.
+    """An exponential moving average of every float weight, BatchNorm's statistics included.
 
     After every training step `avg <- m * avg + (1 - m) * w` for each trainable weight and
     each non-trainable float one, with `m = min(momentum, (1 + t) / (10 + t))` at step `t`
     (the warm-up of `tf.train.ExponentialMovingAverage`'s `num_updates`), so the first
     epochs do not average in the initialisation. Averaging the BatchNorm statistics with
     the kernels, as timm's `ModelEmaV2` averages a module's whole state, keeps the two
-    consistent; Keras's optimizer EMA (`use_ema`) averages trainable variables only, and
-    with statistics of the current weights the average of a 9-exit ResNet-20 stayed at
-    chance on `val` (benchmarks/README.md, "At 60 epochs").
+    consistent. Keras's optimizer EMA (`use_ema`) averages the trainable variables only, so
+    its averaged kernels run with the BatchNorm statistics of the current ones, which do
+    not fit them (benchmarks/README.md, "At 60 epochs").
 
     Validation runs with the average (swapped in at `on_test_begin`, out at `on_test_end`).
     At every epoch's end the average is written to `path` (with the step count), then
@@ -177,8 +186,12 @@ class WeightEMA(keras.callbacks.Callback):
     resumed run reads `path` back in `on_train_begin` and goes on with the same average.
 
     Args:
-        momentum: decay of the average per step, in (0, 1).
-        path: an `.npz` file that keeps the average between runs; None: none kept.
+        momentum: decay of the average per step, in (0, 1). Defaults to 0.999.
+        path: an `.npz` file that keeps the average between runs. Defaults to None (none
+            kept).
+
+    Raises:
+        ValueError: `momentum` outside (0, 1).
     """
 
     def __init__(self, momentum: float = 0.999, path: str | Path | None = None):

@@ -53,6 +53,9 @@ def train_config(args):
 
     Args:
         args: what `parser().parse_args(["train", ...])` returns.
+
+    Raises:
+        ValueError: a model option the chosen family does not take.
     """
     from keras_anytime.training import TrainConfig
 
@@ -124,6 +127,7 @@ def _zoo_list(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `keras-anytime` argument parser, with the verbs `train`, `eval` and `zoo list`."""
     top = argparse.ArgumentParser(
         prog="keras-anytime", description="Train and evaluate anytime (multi-exit) networks."
     )
@@ -264,6 +268,14 @@ def _add_zoo(verbs) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `keras-anytime` command; the package's errors become exit messages.
+
+    Args:
+        argv: the arguments after the program's name. Defaults to None (`sys.argv[1:]`).
+
+    Returns:
+        The exit code, 0 on success.
+    """
     args = parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)  # recorded in run.json
     return args.func(args)

@@ -28,8 +28,14 @@ def _predict(model, images) -> list[np.ndarray]:
 def exit_predictions(model, dataset, flip: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
     """Every exit's outputs (N, classes) over `dataset`, and the labels (N,).
 
-    `flip`: each output is the mean of the outputs for the image and for its mirror image
-    (flipped left to right), which costs two forward passes.
+    Args:
+        model: a multi-exit model.
+        dataset: an iterable of `(images, labels)` batches.
+        flip: make each output the mean of the outputs for the image and its mirror
+            image (flipped left to right), at two forward passes. Defaults to False.
+
+    Raises:
+        ValueError: an empty dataset.
     """
     width_axis = 2 if keras.config.image_data_format() == "channels_last" else 3
     outputs, labels = [], []
@@ -47,14 +53,31 @@ def exit_predictions(model, dataset, flip: bool = False) -> tuple[list[np.ndarra
 
 
 def evaluate_exits(model, dataset, from_logits: bool = False, flip: bool = False) -> list[dict]:
-    """One row per exit: `exit` (1-based), `macs` (cumulative, one image), `accuracy`
-    (top-1, 0..1) and `loss` (mean cross-entropy), over the whole `dataset`.
+    """Evaluate every exit over the whole `dataset`: one row per exit.
 
-    `from_logits`: the exits output logits (`classifier_activation=None`); the loss then
-    applies a log-softmax. Outputs that are not probabilities without it are refused.
-    `flip`: flip test-time augmentation, each exit's output averaged over the image and its
-    mirror image (logits averaged as logits); `macs` then counts both passes (twice the
-    network's).
+    Args:
+        model: a multi-exit model of fixed input shape, exits ordered shallow to deep.
+        dataset: an iterable of `(images, labels)` batches, integer labels.
+        from_logits: the exits output logits (`classifier_activation=None`); the loss
+            then applies a log-softmax. Defaults to False: probabilities.
+        flip: flip test-time augmentation, each exit's output averaged over the image and
+            its mirror image (logits averaged as logits); `macs` then counts both passes.
+            Defaults to False.
+
+    Returns:
+        A list of dicts: `exit` (1-based), `macs` (cumulative, one image), `accuracy`
+        (top-1, 0..1) and `loss` (mean cross-entropy).
+
+    Raises:
+        ValueError: outputs that are not probabilities without `from_logits`, or an empty
+            dataset.
+
+    Example:
+
+    ```python
+    val = keras_anytime.datasets.load("cifar10", "val", data_dir="data/cifar10")
+    print(format_table(evaluate_exits(model, val), "val"))
+    ```
     """
     outputs, labels = exit_predictions(model, dataset, flip=flip)
     macs = [(2 if flip else 1) * m for m in exit_flops(model)]
@@ -82,7 +105,12 @@ def evaluate_exits(model, dataset, from_logits: bool = False, flip: bool = False
 
 
 def format_table(rows: Sequence[dict], split: str) -> str:
-    """The per-exit table as aligned text."""
+    """The per-exit table as aligned text: exit, MMACs, accuracy in %, loss.
+
+    Args:
+        rows: `evaluate_exits`'s rows.
+        split: the split's name, for the accuracy column's header.
+    """
     lines = [f"{'exit':>4}  {'MMACs':>9}  {split + ' acc %':>10}  {'loss':>7}"]
     for r in rows:
         mmacs, acc = r["macs"] / 1e6, 100 * r["accuracy"]
@@ -91,14 +119,28 @@ def format_table(rows: Sequence[dict], split: str) -> str:
 
 
 def relative_error_increase(errors: Sequence[float], opt_errors: Sequence[float]) -> list[float]:
-    """The paper's metric: 100 * (error - OPT error) / OPT error at each point, in %."""
+    """The paper's metric: 100 * (error - OPT error) / OPT error at each point, in %.
+
+    Args:
+        errors: the errors at some points (exits).
+        opt_errors: the OPT baselines' errors at the same points.
+
+    Raises:
+        ValueError: the two lists differ in length.
+    """
     if len(errors) != len(opt_errors):
         raise ValueError(f"Got {len(errors)} errors and {len(opt_errors)} OPT errors.")
     return [100.0 * (e - o) / o for e, o in zip(errors, opt_errors, strict=True)]
 
 
 def plot_anytime_curves(curves: dict[str, Sequence[dict]], path: str, split: str = "val") -> None:
-    """Save accuracy (%) against cumulative MMACs, one line per named model, as a PNG."""
+    """Save accuracy (%) against cumulative MMACs, one line per named model, as a PNG.
+
+    Args:
+        curves: {the line's label: `evaluate_exits`'s rows}.
+        path: the PNG file to write.
+        split: the split's name, for the axis label. Defaults to "val".
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -48,7 +48,16 @@ _POOLING = (
 
 
 def layer_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
-    """MACs of one call of `layer` on one sample; shapes include the batch axis."""
+    """MACs of one call of `layer` on one sample.
+
+    Args:
+        layer: the Keras layer.
+        input_shape: the call's input shape, batch axis included.
+        output_shape: the call's output shape, batch axis included.
+
+    Raises:
+        NotImplementedError: a layer with weights that has no MAC formula here.
+    """
     if isinstance(layer, (layers.DepthwiseConv2D,)):
         kernel = math.prod(layer.kernel_size)
         return math.prod(output_shape[1:]) * kernel
@@ -76,7 +85,15 @@ def layer_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
 
 
 def node_macs(node, layer=None) -> int:
-    """MACs of one call `node`, of `layer` (default: the node's operation)."""
+    """MACs of one layer call, on one sample.
+
+    Args:
+        node: the Keras `Node` of the call.
+        layer: the layer whose formula counts it. Defaults to None (the node's operation).
+
+    Raises:
+        ValueError: a dynamic shape (build the model with a fixed input shape).
+    """
     layer = node.operation if layer is None else layer
     shapes = [tuple(t.shape) for t in node.input_tensors] or [tuple(node.output_tensors[0].shape)]
     out_shape = tuple(node.output_tensors[0].shape)
@@ -110,10 +127,24 @@ def exit_flops(
     anytime run that evaluates every exit on the way, as the MSDNet reference counts.
     Models nested as layers count the part of their graph that the output needs.
 
-    `lazy=True` counts only what each exit reads, not the work that the anytime order
-    runs before it (`layers.RunAfter`: the other scales of an MSDNet block), which a
-    lazy run defers to the first later exit that reads it. With `include_earlier_exits`
-    too, this is what `EarlyExitPredictor` runs up to exit k (its `exit_macs`).
+    Args:
+        model: a model with fixed input shape, outputs ordered shallow to deep.
+        include_earlier_exits: also count everything exits 1..k-1 need. Defaults to False.
+        lazy: count only what each exit reads, not the work that the anytime order runs
+            before it (`layers.RunAfter`: the other scales of an MSDNet block), which a
+            lazy run defers to the first later exit that reads it; with
+            `include_earlier_exits` too, this is what `EarlyExitPredictor` runs up to exit
+            k (its `exit_macs`). Defaults to False.
+
+    Raises:
+        ValueError: a layer of dynamic shape on the way to an output.
+
+    Example:
+
+    ```python
+    model = keras_anytime.AnytimeResNet20()
+    exit_flops(model)  # 9 ints: the MACs of one image at exits 1..9
+    ```
     """
     cache: dict[int, int] = {}
     if not include_earlier_exits:
@@ -127,8 +158,10 @@ def exit_flops(
 
 
 def msdnet_reference_counts(model: keras.Model) -> list[tuple[int, int]]:
-    """(operations, parameters) at each exit of an MSDNet, counted as the reference's
-    `op_counter.py` (`measure_model`) counts them, to compare with figures it prints.
+    """(operations, parameters) at each exit of an MSDNet, as the reference counts them.
+
+    The counting of the reference's `op_counter.py` (`measure_model`), to compare with the
+    figures it prints.
 
     Both are cumulative over everything run before exit k's Dense, earlier exits
     included. Operations: convolution MACs (`exit_flops(model,
@@ -136,6 +169,9 @@ def msdnet_reference_counts(model: keras.Model) -> list[tuple[int, int]]:
     pooling output, the head pooling's input size (the reference's AvgPool2d(2) on 2x2)
     and the Dense bias. Parameters: trainable ones, plus the bias that the reference's
     ImageNet stem conv has and ours leaves out (BatchNorm follows it).
+
+    Args:
+        model: an `MSDNet` with a top.
     """
     imagenet = any(layer.name == "stem_pool" for layer in model.layers)
     stem_bias = model.get_layer("stem_s1_conv").filters if imagenet else 0

@@ -15,23 +15,29 @@ __all__ = ["layer_calls", "producer"]
 
 
 def producer(tensor):
-    """The Keras `Node` (one layer call) that made symbolic `tensor`."""
+    """The Keras `Node` (one layer call) that made a symbolic tensor.
+
+    Args:
+        tensor: a symbolic Keras tensor of a functional graph.
+    """
     operation, node_index, _ = tensor._keras_history
     return operation._inbound_nodes[node_index]
 
 
 def layer_calls(output, lazy: bool = False) -> dict[tuple, object]:
-    """Every layer call (Keras `Node`) that symbolic `output` depends on, its own included
-    and input layers left out, as {key: node}.
+    """Every layer call (Keras `Node`) that a symbolic output depends on, as {key: node}.
 
-    `lazy=True` follows a `RunAfter` call through its first input only: the output's
-    data dependencies, without the work the anytime order runs before it (the other
-    scales of an MSDNet block).
-
-    A nested model (a functional model called as a layer, as the members of an EANN) is
-    expanded: the calls of its own layers that the output needs appear under keys that
-    carry the outer call, so a model called twice counts twice. Keys are stable across
+    The output's own call is included, input layers are left out. A nested model (a
+    functional model called as a layer, as the members of an EANN) is expanded: the calls
+    of its own layers that the output needs appear under keys that carry the outer call,
+    so a model called twice counts twice. Keys are stable across
     calls of this function, so the calls of several outputs can be merged by key.
+
+    Args:
+        output: a symbolic output tensor of a functional model.
+        lazy: follow a `RunAfter` call through its first input only: the output's data
+            dependencies, without the work the anytime order runs before it (the other
+            scales of an MSDNet block). Defaults to False.
     """
     found: dict[tuple, object] = {}
     expanded: set[tuple] = set()

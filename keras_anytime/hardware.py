@@ -21,8 +21,10 @@ JIT_COMPILES = ("auto", "on", "off")
 
 
 def cpu_has_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16, Linux
-    `/proc/cpuinfo` flags); elsewhere False."""
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16).
+
+    Read from the Linux `/proc/cpuinfo` flags; False where there are none to read.
+    """
     try:
         with open("/proc/cpuinfo") as f:
             flags = set(f.read().split())
@@ -56,11 +58,14 @@ def resolve_precision(precision: str) -> str:
     """The training precision, "bfloat16" (the `mixed_bfloat16` policy) or "float32".
 
     "auto" is bfloat16 on a GPU or on a CPU with native bfloat16, where mixed_bfloat16
-    trains faster than float32 (benchmarks/train_throughput.py), else float32: CPUs
-    without it emulate bfloat16 slowly.
+    trains faster than float32, else float32: CPUs without it emulate bfloat16 slowly
+    (benchmarks/README.md, "Training throughput against plain PyTorch").
 
     Args:
-        precision: one of `PRECISIONS`.
+        precision: one of `PRECISIONS`: "auto", "bfloat16" or "float32".
+
+    Raises:
+        ValueError: `precision` is not one of `PRECISIONS`.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision {precision!r}: use one of {PRECISIONS}.")
@@ -74,13 +79,16 @@ def resolve_jit_compile(jit_compile: str, precision: str) -> bool:
     """Whether `Model.compile` should use XLA (`jit_compile`).
 
     "auto" is Keras's own choice (XLA under JAX and on a TensorFlow GPU, never
-    `torch.compile`) plus XLA for float32 on a TensorFlow CPU: there XLA trains float32
-    faster than TensorFlow's graph mode, but mixed_bfloat16 slower
-    (benchmarks/train_throughput.py).
+    `torch.compile`) plus XLA for float32 on a TensorFlow CPU, where XLA trains float32
+    faster than TensorFlow's graph mode but mixed_bfloat16 slower (benchmarks/README.md,
+    "Training throughput against plain PyTorch").
 
     Args:
-        jit_compile: one of `JIT_COMPILES`.
+        jit_compile: one of `JIT_COMPILES`: "auto", "on" or "off".
         precision: the resolved precision, "bfloat16" or "float32" (`resolve_precision`).
+
+    Raises:
+        ValueError: `jit_compile` is not one of `JIT_COMPILES`.
     """
     if jit_compile not in JIT_COMPILES:
         raise ValueError(f"Unknown jit_compile {jit_compile!r}: use one of {JIT_COMPILES}.")

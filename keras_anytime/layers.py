@@ -27,19 +27,19 @@ class RunAfter(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_anytime")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` that runs TensorFlow's fused kernel
-    (`FusedBatchNormV3`, forward and backward in one pass each) on the TensorFlow backend.
+    """`keras.layers.BatchNormalization` that runs TensorFlow's fused kernel on TensorFlow.
 
-    Keras's own layer computes the moments and the normalisation as separate element-wise
-    operations in float32, each a pass over the activations and each with its own gradient;
-    on CPUs those passes, not the convolutions, take most of a training step. Same
-    variables, arguments and results as the Keras layer (the moving variance is the
-    population variance, as there); 4-D inputs normalised over the channel axis (last, or
+    The fused kernel (`FusedBatchNormV3`) makes one pass over the activations forward and
+    one backward. Keras's own layer computes the moments and the normalisation as separate
+    element-wise operations in float32, each a pass over the activations with its own
+    gradient; on CPUs those passes, not the convolutions, take most of a training step
+    (benchmarks/README.md, "Training throughput against plain PyTorch").
+
+    Same variables, arguments and results as the Keras layer (the moving variance is the
+    population variance, as there). 4-D inputs normalised over the channel axis (last, or
     1 for channels_first), with no mask and no renorm, in float32 or with a multiple of 16
-    channels, take the fused kernel; anything else and the other backends run the Keras
-    layer. On the 9-exit AnytimeResNet-20 (2 CPU
-    cores, batch 128), a training step is 2.0x faster in `mixed_bfloat16` and 1.5x in
-    float32 (`benchmarks/train_throughput.py`).
+    channels, take the fused kernel; anything else, and the other backends, run the Keras
+    layer.
     """
 
     def _fused_format(self, inputs, mask) -> str | None:
@@ -49,8 +49,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
             return None
         axis = self.axis % 4
         if inputs.dtype != "float32" and (inputs.shape[axis] or 1) % 16:
-            # measured: in bfloat16 the kernel is slower than Keras's float32 ops unless
-            # the channels come in multiples of 16 (most of an MSDNet's do not)
+            # in bfloat16 the fused kernel is slower than Keras's float32 ops unless the
+            # channels come in multiples of 16, which most of an MSDNet's do not
+            # (benchmarks/README.md, "Training throughput against plain PyTorch")
             return None
         return {3: "NHWC", 1: "NCHW"}.get(axis)
 

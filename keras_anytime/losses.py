@@ -10,12 +10,22 @@ __all__ = ["SparseCategoricalCrossentropy"]
 
 @keras.saving.register_keras_serializable(package="keras_anytime")
 class SparseCategoricalCrossentropy(keras.losses.Loss):
-    """Cross-entropy against integer labels, with label smoothing (Szegedy et al., 2016):
-    the target is `1 - label_smoothing` on the label plus `label_smoothing / classes` on
-    every class. `keras.losses.SparseCategoricalCrossentropy` has no smoothing.
+    """Cross-entropy against integer labels, with label smoothing (Szegedy et al., 2016).
 
+    The target is `1 - label_smoothing` on the label plus `label_smoothing / classes` on
+    every class; `keras.losses.SparseCategoricalCrossentropy` has no smoothing.
     y_true: (batch,) or (batch, 1) integer labels; y_pred: (batch, classes) probabilities,
     or logits with `from_logits=True`. Returns (batch,) losses.
+
+    Args:
+        label_smoothing: the share of the target spread over every class, in [0, 1).
+            Defaults to 0.0.
+        from_logits: y_pred holds logits, not probabilities. Defaults to False.
+        name: the loss's name. Defaults to "sparse_categorical_crossentropy".
+        **kwargs: passed to `keras.losses.Loss` (e.g. `reduction`).
+
+    Raises:
+        ValueError: `label_smoothing` outside [0, 1).
     """
 
     def __init__(

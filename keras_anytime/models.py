@@ -30,7 +30,12 @@ class LossBalancer(Protocol):
     """What `AnytimeModel` asks of a loss balancer (see `callbacks.AdaLoss`)."""
 
     def update(self, state: ExitWeighting, exit_losses: Any) -> None:
-        """Update `state` in the training step from this step's per-exit losses (K,)."""
+        """Update `state` in the training step from this step's per-exit losses.
+
+        Args:
+            state: the model's `exit_weighting`, to update in place.
+            exit_losses: this step's per-exit losses over the global batch, (K,).
+        """
 
 
 class ExitWeighting(keras.metrics.Metric):
@@ -51,6 +56,11 @@ class ExitWeighting(keras.metrics.Metric):
     The `aggregation` settings serve tf.distribute, where each replica holds a copy. Under
     `keras.distribution.DataParallel` (JAX) the variables are replicated like the weights,
     and the step computes them once, from the losses over the whole batch.
+
+    Args:
+        num_exits: K, the model's number of exits.
+        name: the metric's name. Defaults to "exit_weighting".
+        **kwargs: passed to `keras.metrics.Metric`.
     """
 
     def __init__(self, num_exits: int, name: str = "exit_weighting", **kwargs):
@@ -147,10 +157,13 @@ class AnytimeModel(keras.Model):
     Build it like a functional model, `AnytimeModel(inputs, [exit_1, ..., exit_K])`;
     the builders in `keras_anytime.applications` return one.
 
-    `builder_config`: (builder name, config) of the builder that made the model, e.g.
-    `("AnytimeResNet", {"depth": 20, ...})`; `get_config` saves it, so a reloaded `.keras`
-    model keeps it. None for a model made otherwise (`truncate`, `attach`, by hand) or saved
-    by an earlier keras-anytime.
+    Args:
+        *args: the functional model's arguments, `inputs` and `outputs` (the exits).
+        builder_config: (builder name, config) of the builder that made the model, e.g.
+            `("AnytimeResNet", {"depth": 20, ...})`; `get_config` saves it, so a reloaded
+            `.keras` model keeps it. Defaults to None: a model made otherwise (`truncate`,
+            `attach`, by hand) or saved without one.
+        **kwargs: the functional model's other arguments, such as `name`.
 
     `compile(optimizer, loss, loss_weights=None, metrics=None)`:
       loss: one loss for every exit, or a list of K.
@@ -160,6 +173,22 @@ class AnytimeModel(keras.Model):
         list of K lists.
     The logged `loss` is sum_i w_i * loss_i (plus regularisation); `exit_i_loss` are the
     unweighted per-exit losses.
+
+    Raises:
+        ValueError: a `builder_config` that is not a (name, dict) pair.
+
+    Example:
+
+    ```python
+    inputs = keras.Input((32, 32, 3))
+    hidden = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(inputs))
+    exit_1 = keras.layers.Dense(10, activation="softmax", name="exit_1")(hidden)
+    hidden = keras.layers.Dense(64, activation="relu")(hidden)
+    exit_2 = keras.layers.Dense(10, activation="softmax", name="exit_2")(hidden)
+    model = AnytimeModel(inputs, [exit_1, exit_2])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(images, labels, callbacks=[keras_anytime.AdaLoss()])  # one label array
+    ```
     """
 
     def __init__(self, *args, builder_config: Sequence | None = None, **kwargs):
@@ -218,7 +247,14 @@ class AnytimeModel(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def set_loss_weights(self, weights: Sequence[float]) -> None:
-        """Set the per-exit loss weights used from the next training step on."""
+        """Set the per-exit loss weights used from the next training step on.
+
+        Args:
+            weights: K finite non-negative floats, one per exit.
+
+        Raises:
+            ValueError: not K finite non-negative floats.
+        """
         w = np.asarray(weights, dtype="float32").reshape(-1)
         if w.shape != (self.num_exits,) or not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ValueError(
@@ -233,6 +269,10 @@ class AnytimeModel(keras.Model):
         The balancer's settings are constants of the compiled step: installing one with
         other settings rebuilds the training function once; switching the same one on and
         off (every `fit` with `callbacks.AdaLoss`) only flips `exit_weighting.active`.
+
+        Args:
+            balancer: a `LossBalancer` such as `callbacks.AdaLoss` to switch on, or None
+                to switch the balancing off.
         """
         if balancer is not None and balancer != self.loss_balancer:
             self.loss_balancer = balancer
@@ -333,10 +373,18 @@ def _builder_pair(builder_config) -> tuple[str, dict] | None:
 
 
 def truncate(model: AnytimeModel, num_exits: int) -> AnytimeModel:
-    """The network up to exit `num_exits` (1-based) as its own AnytimeModel, sharing layers
-    and weights with `model`: the layers past that exit are not computed. The OPT baselines
-    train it as a single-exit network (`weighting.opt`). It has no `builder_config`: no
-    builder makes it."""
+    """The network up to exit `num_exits` as its own AnytimeModel, sharing `model`'s layers.
+
+    The layers past that exit are not computed. The OPT baselines train it as a
+    single-exit network (`weighting.opt`). It has no `builder_config`: no builder makes it.
+
+    Args:
+        model: the anytime model to cut.
+        num_exits: the last exit kept, 1-based.
+
+    Raises:
+        ValueError: `num_exits` is not in 1..K.
+    """
     if not isinstance(num_exits, int) or not 1 <= num_exits <= model.num_exits:
         raise ValueError(f"`num_exits` must be in 1..{model.num_exits}, got {num_exits!r}.")
     return AnytimeModel(model.inputs, model.outputs[:num_exits], name=model.name)

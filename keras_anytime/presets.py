@@ -94,7 +94,11 @@ def _key(entry: dict) -> tuple:
 
 
 def tag(preset: dict) -> str:
-    """The tag of manifest entry `preset`: its `tag`, else its `weights` ("cifar10")."""
+    """The tag of a manifest entry: its `tag`, else its `weights` ("cifar10").
+
+    Args:
+        preset: a manifest entry.
+    """
     return preset.get("tag", preset["weights"])
 
 
@@ -104,7 +108,14 @@ def list_models() -> list[str]:
 
 
 def get_preset(name: str) -> dict:
-    """The manifest entry of preset `name` (a copy)."""
+    """The manifest entry of a preset (a copy).
+
+    Args:
+        name: the preset's name, e.g. "resnet20_cifar10" (see `list_models()`).
+
+    Raises:
+        ValueError: no preset has that name.
+    """
     presets = manifest()
     if name not in presets:
         raise ValueError(f"Unknown zoo preset {name!r}. Presets: {list_models() or 'none yet'}.")
@@ -116,12 +127,20 @@ def _tags() -> set[str]:
 
 
 def names_a_preset(weights) -> bool:
-    """Whether a builder's `weights` argument names a preset (a name or a tag), not a file."""
+    """Whether a builder's `weights` argument names a preset (a name or a tag), not a file.
+
+    Args:
+        weights: the builder's `weights` argument.
+    """
     return isinstance(weights, str) and (weights in manifest() or weights in _tags())
 
 
 def sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of the file at `path`."""
+    """Hex sha256 of a file, read in blocks of 1 MiB.
+
+    Args:
+        path: the file.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -145,6 +164,10 @@ def lookup(
 
     Returns:
         A copy of the preset's manifest entry, or None when `weights` is an existing file.
+
+    Raises:
+        ValueError: `weights` names no preset, tag or file, a preset of another builder or
+            configuration, or a preset with another number of classes.
 
     Example:
 

@@ -80,8 +80,20 @@ STEP_DROPS = ((0.5, 0.1), (0.75, 0.01))
 def learning_rate(
     recipe: str, epochs: int, steps_per_epoch: int, batch_size: int = 128, lr: float | None = None
 ) -> keras.optimizers.schedules.LearningRateSchedule:
-    """The recipe's learning rate per step over `epochs * steps_per_epoch` steps; `lr` is
-    the peak, by default `PEAK_LR[recipe] * batch_size / 128`."""
+    """The recipe's learning rate per step over `epochs * steps_per_epoch` steps.
+
+    Args:
+        recipe: one of `RECIPES`.
+        epochs: the length of training, >= 1; the schedule's drops and decay follow it.
+        steps_per_epoch: training steps per epoch, >= 1.
+        batch_size: images per step; the default peak scales linearly with it. Defaults
+            to 128.
+        lr: the peak learning rate. Defaults to None (`PEAK_LR[recipe] * batch_size /
+            128`).
+
+    Raises:
+        ValueError: an unknown recipe, or `epochs` or `steps_per_epoch` below 1.
+    """
     if recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {recipe!r}: use one of {RECIPES}.")
     if epochs < 1 or steps_per_epoch < 1:
@@ -115,13 +127,23 @@ def optimizer(
     lr: float | None = None,
     weight_decay: float = 0.0,
 ) -> keras.optimizers.Optimizer:
-    """SGD with momentum 0.9 (Nesterov for `short` and `fast`) on `learning_rate(...)`'s
-    schedule.
+    """SGD with momentum 0.9 (Nesterov for `short` and `fast`) on the recipe's schedule.
 
-    `weight_decay` > 0 adds decoupled weight decay (each step, `w -= lr * weight_decay * w`)
-    on the kernels, not on BatchNorm parameters or biases, on top of the builders' L2.
     An average of the weights is `callbacks.WeightEMA`'s, not the optimizer's (`use_ema`
     leaves BatchNorm's statistics out).
+
+    Args:
+        recipe: one of `RECIPES`.
+        epochs: the length of training, >= 1.
+        steps_per_epoch: training steps per epoch, >= 1.
+        batch_size: images per step. Defaults to 128.
+        lr: the peak learning rate. Defaults to None (the recipe's, see `learning_rate`).
+        weight_decay: decoupled weight decay (each step, `w -= lr * weight_decay * w`) on
+            the kernels, not on BatchNorm parameters or biases, on top of the builders'
+            L2. Defaults to 0.0 (none).
+
+    Raises:
+        ValueError: a negative `weight_decay`, or what `learning_rate` refuses.
     """
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
@@ -138,10 +160,21 @@ def optimizer(
 
 
 def set_kernel_l2(model: keras.Model, l2: float) -> int:
-    """Replace every `keras.regularizers.L2` kernel regulariser in `model` (nested models
-    included) by `L2(l2)`, or remove it for `l2=0`; kernels without one keep none. Call
+    """Replace every `keras.regularizers.L2` kernel regulariser in `model` by `L2(l2)`.
+
+    Nested models are included; kernels without an L2 regulariser keep none. Call it
     before `compile`. The layers' configs follow, so a saved model keeps the new factor.
-    Returns how many kernels changed."""
+
+    Args:
+        model: the model whose layers change in place.
+        l2: the new factor, >= 0; 0 removes the regularisers.
+
+    Returns:
+        How many kernels changed.
+
+    Raises:
+        ValueError: a negative (or NaN) `l2`.
+    """
     if not l2 >= 0:
         raise ValueError(f"l2 must be >= 0, got {l2}.")
     regularizer = keras.regularizers.L2(l2) if l2 else None

@@ -25,8 +25,8 @@ class Option:
             family's `named_configs` instead.
         default: its value when the command line leaves it out (None: the builder's own).
         help: the command line's help text.
-        flag: the command-line flag; default: `--` and `name` with dashes.
-        type: how the command line parses it (int or str).
+        flag: the command-line flag. Defaults to None (`--` and `name` with dashes).
+        type: how the command line parses it, int or str. Defaults to int.
     """
 
     name: str
@@ -37,6 +37,7 @@ class Option:
 
     @property
     def cli_flag(self) -> str:
+        """The command-line flag: `flag`, else `--` and `name` with dashes."""
         return self.flag or "--" + self.name.replace("_", "-")
 
 
@@ -46,12 +47,13 @@ class Family:
 
     Args:
         builder: the builder's name in `keras_anytime.applications`.
-        train_options: the builder arguments `keras-anytime train` sets; None: `train`
-            cannot build the family (an EANN trains member by member).
+        train_options: the builder arguments `keras-anytime train` sets. Defaults to None:
+            `train` cannot build the family (an EANN trains member by member).
         search_space: the tuner's space, {builder argument: ("choice", [values]) or
-            ("int", low, high)}; None: the tuner does not search the family.
+            ("int", low, high)}. Defaults to None: the tuner does not search the family.
         named_configs: "module:ATTRIBUTE" of a dict of named builder configurations, one
             of which the option "config" picks; the other options override its entries.
+            Defaults to None (no named configurations).
     """
 
     builder: str
@@ -70,8 +72,15 @@ class Family:
         return self.train_options is not None
 
     def builder_kwargs(self, model: Mapping[str, Any]) -> dict[str, Any]:
-        """The builder's keyword arguments for `train`'s model arguments `model` (option
-        name -> value; None or absent: the option's default)."""
+        """The builder's keyword arguments for `train`'s model arguments.
+
+        Args:
+            model: {option name: value}; None or absent: the option's default.
+
+        Raises:
+            ValueError: an option the family does not take, or an unknown named
+                configuration.
+        """
         defaults = self.defaults
         unknown = set(model) - set(defaults)
         if unknown:
@@ -141,7 +150,14 @@ FAMILIES: dict[str, Family] = {
 
 
 def family(name: str) -> Family:
-    """The family of a family name ("resnet") or a builder name ("AnytimeResNet")."""
+    """The `Family` of a family name or a builder name.
+
+    Args:
+        name: a key of `FAMILIES` ("resnet") or a builder's name ("AnytimeResNet").
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if name in FAMILIES:
         return FAMILIES[name]
     for found in FAMILIES.values():
@@ -154,8 +170,11 @@ def family(name: str) -> Family:
 
 
 def builder(name: str) -> Callable:
-    """The builder function for a family name ("resnet") or a builder name
-    ("AnytimeResNet")."""
+    """The builder function of a family name or a builder name.
+
+    Args:
+        name: a key of `FAMILIES` ("resnet") or a builder's name ("AnytimeResNet").
+    """
     from keras_anytime import applications
 
     return getattr(applications, family(name).builder)

@@ -4,15 +4,7 @@
 `gamma`. Every trial trains with AdaLoss and reports two metrics the tuner can read:
 `val_last_exit_accuracy` (the deepest exit) and `val_mean_exit_accuracy` (the mean over
 exits: the area under the anytime curve, exit by exit). `objective("anytime")` or
-`objective("last")` names one for the tuner.
-
-Example:
-    import keras_tuner
-    hypermodel = AnytimeHyperModel(input_shape=(32, 32, 3), classes=10)
-    tuner = keras_tuner.RandomSearch(
-        hypermodel, objective=hypermodel.objective("anytime"), max_trials=10
-    )
-    tuner.search(x, y, validation_data=(x_val, y_val), epochs=5)
+`objective("last")` names one for the tuner (`AnytimeHyperModel`'s example).
 """
 
 from __future__ import annotations
@@ -42,8 +34,11 @@ def _hyperparameter(hp: keras_tuner.HyperParameters, name: str, space: tuple):
 
 
 class ExitSummary(keras.callbacks.Callback):
-    """Adds `val_mean_exit_accuracy` and `val_last_exit_accuracy` to the epoch logs, from
-    the `val_exit_k_accuracy` metrics. Place it before the callbacks that read them."""
+    """Adds `val_mean_exit_accuracy` and `val_last_exit_accuracy` to the epoch logs.
+
+    They come from the `val_exit_k_accuracy` metrics. Place it before the callbacks that
+    read them.
+    """
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -63,10 +58,26 @@ class AnytimeHyperModel(keras_tuner.HyperModel):
     """Anytime networks trained with AdaLoss, over a space of families and sizes.
 
     Args:
-        input_shape: (height, width, channels) of the raw RGB 0..255 inputs.
-        classes: number of classes.
-        families: the families to search, a subset of SEARCHABLE.
-        learning_rate: SGD learning rate (momentum 0.9).
+        input_shape: (height, width, channels) of the raw RGB 0..255 inputs. Defaults to
+            (32, 32, 3).
+        classes: number of classes. Defaults to 10.
+        families: the families to search, a subset of SEARCHABLE. Defaults to
+            ("resnet", "densenet").
+        learning_rate: SGD learning rate (momentum 0.9). Defaults to 0.05.
+        name: the hypermodel's name. Defaults to None.
+
+    Raises:
+        ValueError: `families` is empty or names a family outside SEARCHABLE.
+
+    Example:
+
+    ```python
+    hypermodel = AnytimeHyperModel(input_shape=(32, 32, 3), classes=10)
+    tuner = keras_tuner.RandomSearch(
+        hypermodel, objective=hypermodel.objective("anytime"), max_trials=10
+    )
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=5)
+    ```
     """
 
     def __init__(
@@ -90,7 +101,16 @@ class AnytimeHyperModel(keras_tuner.HyperModel):
 
     @staticmethod
     def objective(kind: str = "anytime") -> keras_tuner.Objective:
-        """`anytime`: mean val accuracy over exits; `last`: the deepest exit's."""
+        """The tuner's `keras_tuner.Objective` of an anytime metric, to maximise.
+
+        Args:
+            kind: "anytime" (`val_mean_exit_accuracy`, the mean val accuracy over the
+                exits) or "last" (`val_last_exit_accuracy`, the deepest exit's). Defaults
+                to "anytime".
+
+        Raises:
+            ValueError: an unknown kind.
+        """
         if kind not in OBJECTIVES:
             raise ValueError(f"Unknown objective {kind!r}: use one of {sorted(OBJECTIVES)}.")
         return keras_tuner.Objective(OBJECTIVES[kind], direction="max")

@@ -10,18 +10,29 @@ __all__ = ["SCHEMES", "const", "half_end", "linear", "opt", "sieve"]
 
 
 def _check(k: int) -> None:
+    """Raise a ValueError unless `k`, the number of exits, is an integer >= 1."""
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"The number of exits must be an integer >= 1, got {k!r}.")
 
 
 def const(k: int) -> list[float]:
-    """CONST: every exit weighs 1."""
+    """CONST: every exit weighs 1.
+
+    Args:
+        k: the number of exits, >= 1.
+    """
     _check(k)
     return [1.0] * k
 
 
 def linear(k: int, low: float = 0.25, high: float = 1.0) -> list[float]:
-    """LINEAR: a straight line from `low` at the first exit to `high` at the last."""
+    """LINEAR: a straight line from `low` at the first exit to `high` at the last.
+
+    Args:
+        k: the number of exits, >= 1.
+        low: the first exit's weight. Defaults to 0.25.
+        high: the last exit's weight. Defaults to 1.0.
+    """
     _check(k)
     if k == 1:
         return [float(high)]
@@ -29,8 +40,11 @@ def linear(k: int, low: float = 0.25, high: float = 1.0) -> list[float]:
 
 
 def half_end(k: int) -> list[float]:
-    """HALF-END: 1/(K-1) on each early exit and 1 on the last, so the last exit holds
-    half of the total weight."""
+    """HALF-END: 1/(K-1) on each early exit and 1 on the last, half the total weight.
+
+    Args:
+        k: the number of exits, >= 1.
+    """
     _check(k)
     if k == 1:
         return [1.0]
@@ -38,14 +52,19 @@ def half_end(k: int) -> list[float]:
 
 
 def sieve(k: int) -> list[float]:
-    """SIEVE: for step = 1, 2, 4, ... while step < K, add 1 to every step-th exit
-    counting back from the deepest; the deepest then gets the sum of all the others;
-    the weights are scaled to sum to the number of those passes, ceil(log2 K).
+    """SIEVE: the authors' sieve weights; the deepest exit weighs as much as all others.
+
+    For step = 1, 2, 4, ... while step < K, add 1 to every step-th exit counting back
+    from the deepest; the deepest then gets the sum of all the others; the weights are
+    scaled to sum to the number of those passes, ceil(log2 K).
 
     That total is the one of the authors' `sieve_loss_weights` in
     EchoWho/AnytimeNeuralNetwork_public (`tensorpack/utils/anytime_loss.py`); one
     revision of that file scales to log2(K + 1) instead. The shape is the same either way;
     the total sets the step size with SGD.
+
+    Args:
+        k: the number of exits, >= 1.
     """
     _check(k)
     if k == 1:
@@ -63,8 +82,15 @@ def sieve(k: int) -> list[float]:
 
 
 def opt(k: int, at: int) -> list[float]:
-    """OPT: weight 1 at exit `at` only. `at` counts from 1 (exit_1 … exit_K), like the
-    output names; -1 means the last exit."""
+    """OPT: weight 1 at exit `at` only.
+
+    Args:
+        k: the number of exits, >= 1.
+        at: the exit, counted from 1 (exit_1 … exit_K) like the output names; -1: the last.
+
+    Raises:
+        ValueError: `at` is no exit number (nor -1).
+    """
     _check(k)
     index = k if at == -1 else at
     if not isinstance(index, int) or not 1 <= index <= k:

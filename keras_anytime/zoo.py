@@ -58,12 +58,19 @@ def from_preset(preset: str, *, load_weights: bool = True, **kwargs):
     return build(**entry["config"], weights=preset if load_weights else None, **kwargs)
 
 
-# The zoo's first name for `from_preset`, as in `zoo.load("resnet20_cifar10")`.
+# Another name for `from_preset`, as in `zoo.load("resnet20_cifar10")`.
 load = from_preset
 
 
 def load_model_or_preset(name: str):
-    """A saved `.keras` model (a path) or a zoo preset (a name), ready to predict."""
+    """A saved `.keras` model (a path) or a zoo preset (a name), ready to predict.
+
+    Args:
+        name: the path of a `.keras` file, or a preset's name (see `list_models()`).
+
+    Raises:
+        ValueError: `name` is neither an existing file nor a preset.
+    """
     if Path(name).exists():
         import keras
 

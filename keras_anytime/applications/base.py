@@ -34,9 +34,8 @@ __all__ = [
     "shared_docstring",
 ]
 
-# Per-channel RGB statistics (0..255) used by the in-model normalisation; CIFAR-10's are
-# in `datasets`. ImageNet: the usual torchvision statistics, (0.485, 0.456, 0.406) /
-# (0.229, 0.224, 0.225).
+# ImageNet's per-channel RGB statistics (0..255) for the in-model normalisation: the usual
+# torchvision ones, (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225). CIFAR-10's: `datasets`.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_VARIANCE = (3409.976, 3262.693, 3291.890)
 
@@ -47,43 +46,40 @@ SHARED_ARGS = """include_top: True (default): outputs `exit_1 … exit_K` of sha
             the (batch, h, w, c) maps each head would read (see `pooling`).
         weights: None (default, random initialisation); a preset tag such as "cifar10"
             (the zoo preset of exactly this configuration with that tag); a preset name
-            such as "resnet20_cifar10" (the preset must be of this configuration; see
-            `keras_anytime.zoo.from_preset` to build any preset by name); or the path of
-            a `.weights.h5` / `.keras` file saved from this configuration.
+            such as "resnet20_cifar10" (of this configuration; `zoo.from_preset` builds any
+            preset by name); or a `.weights.h5` / `.keras` file saved from this configuration.
         input_tensor: optional Keras tensor (the output of `keras.Input()` or of a layer)
-            to use as the image input; default None. Its shape picks the form and is
-            checked exactly as the same `input_shape` would be.
+            to use as the image input; default None. Its shape counts as `input_shape`.
         input_shape: optional (height, width, channels) of the raw images, channels last,
-            values in 0..255; when given with `input_tensor` it must agree with the
-            tensor's shape. Default: the form's (32, 32, 3) or (224, 224, 3) with
-            include_top=True, (None, None, 3) with include_top=False (a feature
-            extractor for any image size). Any channel count builds with weights=None
-            or a weights file; a preset needs 3 channels.
+            values in 0..255, agreeing with `input_tensor`'s shape when both are given.
+            Default: the form's (32, 32, 3) or (224, 224, 3) with include_top=True,
+            (None, None, 3) with include_top=False (a feature extractor for any image
+            size). Any channel count builds with weights=None or a file; a preset needs 3.
         pooling: with include_top=False, None (default) to keep each `features_k` 4-D,
             "avg" or "max" for global average or max pooling of each to (batch, c).
             Ignored with include_top=True, as in keras.applications.
         classes: number of classes of every exit head; default 10.
         classifier_activation: of every exit head; default "softmax", None for logits.
-            With a preset and include_top=True only None or "softmax", the activation
-            the preset was trained with.
+            With a preset and include_top=True only None or "softmax" (the preset's).
         name: the model's name; default the family's (e.g. "anytime_resnet20").
-        include_preprocessing: True (default) to normalise inputs in the model with
-            fixed per-channel mean/std (CIFAR-10's for the CIFAR form, ImageNet's for
-            the ImageNet form). Inputs of 1, 2 or 4+ channels (not RGB) get, on every
-            channel, the average of the three RGB statistics; pass False to normalise
-            them yourself."""
+        include_preprocessing: True (default) to normalise inputs in the model with fixed
+            per-channel mean/std (the CIFAR form CIFAR-10's, the ImageNet form ImageNet's;
+            other than 3 channels: the RGB average). False: normalise them yourself."""
 
 
 def shared_docstring(builder):
-    """Decorator: fill `{shared arguments}` in `builder`'s docstring with SHARED_ARGS."""
+    """Decorator: put `SHARED_ARGS` where `builder`'s docstring says `{shared arguments}`.
+
+    Args:
+        builder: the builder (returned), its `Args:` entries indented by 8 spaces.
+    """
     builder.__doc__ = builder.__doc__.replace("{shared arguments}", SHARED_ARGS)
     return builder
 
 
 BN_EPSILON = 1.001e-5
-# Kernel regulariser `keras.regularizers.L2(L2)`: L2 * sum(w**2) in the loss, a gradient of
-# 2 * L2 * w: the decay the authors' code applies on CIFAR (2e-4 * tf.nn.l2_loss(w), the
-# `paper` recipe in keras_anytime.recipes), twice PyTorch's weight_decay=1e-4.
+# Kernel regulariser `keras.regularizers.L2(L2)`: a gradient of 2 * L2 * w, the decay of the
+# authors' CIFAR code (2e-4 * tf.nn.l2_loss(w); recipes' `paper`), twice PyTorch's 1e-4.
 L2 = 1e-4
 
 
@@ -98,14 +94,22 @@ POOLING = {
 def checked_input_shape(
     input_tensor, input_shape, *, include_top: bool, weights, pooling, classifier_activation
 ) -> tuple | None:
-    """Check the arguments every builder shares as keras.applications does, and return the
-    (height, width, channels) of the input as given: `input_tensor`'s shape, else
-    `input_shape`, else None. The builders pick their form from it, so the two ways of
-    giving an input build the same network.
+    """Check the arguments every builder shares, as keras.applications does.
 
-    The builders lay images out channels_last (batch, height, width, channels); under
-    `keras.config.image_data_format() == "channels_first"` they refuse to build rather
-    than build a network that reads the axes wrongly.
+    Returns the input's (height, width, channels) as given: `input_tensor`'s, else
+    `input_shape`, else None; the builders pick their form from it, so both ways of giving
+    an input build the same network.
+
+    Args:
+        input_tensor: the builder's `input_tensor`, a Keras tensor or None.
+        input_shape: the builder's `input_shape`, (height, width, channels) or None.
+        include_top: the builder's `include_top`.
+        weights: the builder's `weights`.
+        pooling: the builder's `pooling`.
+        classifier_activation: the builder's `classifier_activation`.
+
+    Raises:
+        ValueError: an argument keras.applications would refuse, or channels_first images.
     """
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
@@ -158,10 +162,14 @@ def checked_input_shape(
 
 
 def model_input(input_tensor, shape: tuple | None, default_size: int, *, include_top: bool):
-    """The model's `keras.Input` and the tensor to build on, as in keras.applications:
-    `input_tensor` as it is, else an input of `shape` (from `checked_input_shape`). With
-    no shape given, the input is (default_size, default_size, 3) with the top and
-    (None, None, 3) without, so a feature extractor takes images of any size.
+    """The model's inputs and the tensor to build on, as keras.applications picks them.
+
+    Args:
+        input_tensor: a Keras tensor to build on as it is; None: a new `keras.Input`.
+        shape: the shape `checked_input_shape` returned; None: (default_size, default_size,
+            3) with the top, (None, None, 3) without (a feature extractor for any size).
+        default_size: the form's image side, 32 or 224.
+        include_top: whether the model gets exit heads.
     """
     if input_tensor is not None:
         return keras.utils.get_source_inputs(input_tensor), input_tensor
@@ -172,7 +180,12 @@ def model_input(input_tensor, shape: tuple | None, default_size: int, *, include
 
 
 def positive_int(value, what: str) -> int:
-    """`value` if it is an integer >= 1, else a ValueError naming `what`."""
+    """`value`, or a ValueError naming `what` unless it is an integer >= 1 (not a bool).
+
+    Args:
+        value: the value to check.
+        what: the argument's name, for the error message.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}.")
     return value
@@ -181,8 +194,16 @@ def positive_int(value, what: str) -> int:
 def pick_variant(
     variant: str | None, input_shape, *, cifar: bool, imagenet: bool, depth_error: str
 ) -> str:
-    """Resolve a builder's `variant` ("cifar" | "imagenet" | None) from whether its
-    depth fits each form; when both fit, inputs of at most 64 pixels mean "cifar"."""
+    """The builder's form, "cifar" or "imagenet", from its `variant` and depth.
+
+    Args:
+        variant: "cifar", "imagenet", or None: the form the depth fits (both: "cifar" for
+            inputs of at most 64 pixels).
+        input_shape: the input's (height, width, channels), or None.
+        cifar: whether the depth fits the CIFAR form.
+        imagenet: whether the depth fits the ImageNet form.
+        depth_error: the ValueError's message when the depth fits no form allowed.
+    """
     if variant is not None:
         if variant not in ("cifar", "imagenet"):
             raise ValueError(f"variant must be 'cifar' or 'imagenet', got {variant!r}.")
@@ -200,7 +221,13 @@ def pick_variant(
 
 
 def check_min_size(x, min_size: int, what: str) -> None:
-    """Raise if the static spatial size of `x` is below `min_size` pixels."""
+    """Raise a ValueError if the static spatial size of `x` is below `min_size` pixels.
+
+    Args:
+        x: a (batch, height, width, channels) Keras tensor.
+        min_size: the smallest height and width the network takes.
+        what: the network's name, for the error message.
+    """
     for dim in x.shape[1:3]:
         if dim is not None and dim < min_size:
             raise ValueError(
@@ -211,8 +238,12 @@ def check_min_size(x, min_size: int, what: str) -> None:
 
 
 def preprocessing(x, imagenet: bool):
-    """Normalise raw images in 0..255 with the form's fixed per-channel statistics (as
-    SHARED_ARGS `include_preprocessing` says)."""
+    """Normalise raw 0..255 images with the form's fixed per-channel statistics.
+
+    Args:
+        x: the (batch, height, width, channels) images, any channel count.
+        imagenet: True: ImageNet's statistics; False: CIFAR-10's.
+    """
     mean, variance = (
         (IMAGENET_MEAN, IMAGENET_VARIANCE) if imagenet else (CIFAR10_MEAN, CIFAR10_VARIANCE)
     )
@@ -224,7 +255,15 @@ def preprocessing(x, imagenet: bool):
 
 
 def conv(x, filters: int, kernel: int, strides: int = 1, name: str | None = None):
-    """Bias-free 'same' convolution with the paper's L2 weight decay."""
+    """Bias-free 'same' convolution with the paper's L2 weight decay.
+
+    Args:
+        x: the input feature map.
+        filters: output channels.
+        kernel: the kernel's side.
+        strides: the stride. Defaults to 1.
+        name: the layer's name. Defaults to None (a name Keras picks).
+    """
     return layers.Conv2D(
         filters,
         kernel,
@@ -238,11 +277,26 @@ def conv(x, filters: int, kernel: int, strides: int = 1, name: str | None = None
 
 
 def bn_relu(x, name: str):
+    """BatchNormalization then ReLU, layers `{name}_bn` and `{name}_relu`.
+
+    Args:
+        x: the input feature map.
+        name: the prefix of the two layers' names.
+    """
     x = BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
 def conv_bn_relu(x, filters: int, kernel: int, strides: int = 1, *, name: str):
+    """`conv` then `bn_relu`: layers `{name}_conv`, `{name}_bn` and `{name}_relu`.
+
+    Args:
+        x: the input feature map.
+        filters: output channels.
+        kernel: the kernel's side.
+        strides: the stride. Defaults to 1.
+        name: the prefix of the layers' names.
+    """
     return bn_relu(conv(x, filters, kernel, strides, name=f"{name}_conv"), name)
 
 
@@ -254,10 +308,15 @@ def exit_head(
     pre=None,
     dropout: float = 0.0,
 ):
-    """An exit: `pre(x)` (BN-ReLU by default), global average pooling, Dense(classes).
+    """An exit: `pre(x)`, global average pooling, then Dense(classes) `exit_{index}`.
 
-    The Dense layer is kept in float32 under a mixed-precision policy. The output layer is
-    named `exit_{index}`.
+    Args:
+        x: the feature map the exit reads.
+        index: the exit's number, 1-based.
+        classes: the Dense layer's units; it stays float32 under mixed precision.
+        classifier_activation: the Dense layer's activation, e.g. "softmax" or None.
+        pre: `pre(x, name)` runs before the pooling. Defaults to None (`bn_relu`).
+        dropout: rate of a Dropout before the Dense layer. Defaults to 0.0 (none).
     """
     name = f"exit_{index}"
     x = bn_relu(x, f"{name}_head") if pre is None else pre(x, f"{name}_head")
@@ -274,8 +333,12 @@ def exit_head(
 
 
 def exit_units(num_units: int, exit_every: int) -> list[int]:
-    """1-based unit numbers that carry an exit: every `exit_every` units, counted back
-    from the last unit, which always has one."""
+    """The 1-based numbers of the units that carry an exit.
+
+    Args:
+        num_units: the network's number of units.
+        exit_every: an exit every this many units, counted back from the last (it has one).
+    """
     if not isinstance(exit_every, int) or exit_every < 1:
         raise ValueError(f"exit_every must be an integer >= 1, got {exit_every!r}.")
     return [u for u in range(1, num_units + 1) if (num_units - u) % exit_every == 0]
@@ -294,17 +357,19 @@ def finish(
     config: dict,
     name: str,
 ) -> AnytimeModel:
-    """Assemble the model from the feature maps at the exit points.
+    """Assemble the model from the feature maps at the exit points, shallow to deep.
 
-    `head(x, index, classes)` builds exit `index`.
-    `include_top=True`: outputs are the exits `exit_1 … exit_K`, shallow to deep.
-    `include_top=False`: outputs are the K feature maps the heads would read, named
-    `features_1 … features_K`, shallow to deep; no head layers are kept. `pooling`
-    ("avg" or "max") pools each to (batch, channels).
-    `weights`: None, a preset tag or name, or the path of a `.weights.h5` / `.keras`
-    file saved from the same configuration with a top (see `presets.lookup`).
-    The model's `builder_config` is `(builder, config)`: every argument that shapes the
-    network, which with a tag names its zoo preset.
+    Args:
+        inputs: the model's inputs (`model_input`).
+        features: the K feature maps that the exits read.
+        head: `head(x, index, classes)` builds exit `index`.
+        include_top: True: outputs `exit_1 … exit_K`; False: the maps, `features_k`.
+        weights: None, a preset tag or name, or a weights file with a top (`presets.lookup`).
+        pooling: with include_top=False, "avg" or "max" pools each map to (batch, c).
+        classes: the heads' number of classes.
+        builder: the builder's name, e.g. "AnytimeResNet".
+        config: the arguments that shape the network; `builder_config` is (builder, config).
+        name: the model's name.
     """
     builder_config = (builder, config)
     if weights is not None:
@@ -324,6 +389,10 @@ def finish(
 
 
 def feature_outputs(features: list, pooling: str | None) -> list:
-    """The outputs `features_1 … features_K` of a model without top: the maps as they are
-    (pooling None) or pooled to (batch, channels) ("avg" or "max")."""
+    """The outputs `features_1 … features_K` of a model without top.
+
+    Args:
+        features: the K feature maps.
+        pooling: None keeps them 4-D; "avg" or "max" pools each to (batch, channels).
+    """
     return [POOLING[pooling](name=f"features_{k}")(x) for k, x in enumerate(features, start=1)]

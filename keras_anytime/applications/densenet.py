@@ -38,8 +38,14 @@ def _dropout(x, rate: float, name: str):
 
 
 def dense_unit(x, growth_rate: int, dropout: float, name: str):
-    """Bottleneck unit: BN-ReLU-1x1 conv (4k)-BN-ReLU-3x3 conv (k); its k channels are
-    concatenated to the input, so (h, w, c) -> (h, w, c + k)."""
+    """Bottleneck unit: BN-ReLU-1x1 conv (4k)-BN-ReLU-3x3 conv (k), concatenated to `x`.
+
+    Args:
+        x: the unit's input, (h, w, c); the unit outputs (h, w, c + k).
+        growth_rate: k, the channels the unit adds.
+        dropout: rate of a Dropout after each convolution; 0 for none.
+        name: the prefix of the unit's layer names.
+    """
     y = base.bn_relu(x, f"{name}_1")
     y = _dropout(base.conv(y, 4 * growth_rate, 1, name=f"{name}_1_conv"), dropout, f"{name}_1_drop")
     y = base.bn_relu(y, f"{name}_2")
@@ -48,8 +54,15 @@ def dense_unit(x, growth_rate: int, dropout: float, name: str):
 
 
 def transition(x, compression: float, dropout: float, name: str):
-    """BN-ReLU-1x1 conv (floor(compression * c) channels)-2x2/2 average pooling:
-    (h, w, c) -> (h // 2, w // 2, floor(compression * c))."""
+    """Transition between dense blocks: BN-ReLU-1x1 conv-2x2/2 average pooling.
+
+    Args:
+        x: the block's output, (h, w, c); the transition outputs (h // 2, w // 2,
+            floor(compression * c)).
+        compression: the fraction of the channels the 1x1 convolution keeps.
+        dropout: rate of a Dropout after the convolution; 0 for none.
+        name: the prefix of the transition's layer names.
+    """
     y = base.bn_relu(x, name)
     filters = max(1, int(compression * x.shape[-1]))
     y = _dropout(base.conv(y, filters, 1, name=f"{name}_conv"), dropout, f"{name}_drop")
@@ -100,15 +113,25 @@ def AnytimeDenseNet(
     Dense(classes); it reads the unit's concatenated output.
 
     Args:
-        depth, growth_rate, exit_every: as above.
+        depth: 6n + 4 (CIFAR form) or 121, 169, 201 (ImageNet form). Defaults to 100.
+        growth_rate: k, the channels every unit adds. Defaults to None: 12 (CIFAR), 32
+            (ImageNet).
+        exit_every: an exit every this many units, counted back from the last. Defaults
+            to 1 (an exit after every unit).
         {shared arguments}
-        variant: force "cifar" or "imagenet"; by default the depth decides.
-        compression: channel fraction kept by each transition, in (0, 1].
+        variant: "cifar" or "imagenet" to force the form. Defaults to None (the depth
+            decides).
+        compression: channel fraction kept by each transition, in (0, 1]. Defaults to 0.5.
         dropout: rate of a Dropout after every convolution but the stem (the paper's
-            0.2 without data augmentation); 0 for none.
+            0.2 without data augmentation). Defaults to 0.0 (none).
 
     Returns:
         An `AnytimeModel`.
+
+    Raises:
+        ValueError: a depth of no form, `compression` outside (0, 1], `dropout` outside
+            [0, 1), a growth rate, `classes` or `exit_every` below 1, an input too small
+            for the depth, or a shared argument keras.applications refuses.
     """
     shape = base.checked_input_shape(
         input_tensor,
@@ -188,6 +211,8 @@ def AnytimeDenseNet(
 
 
 def AnytimeDenseNetBC100(**kwargs) -> AnytimeModel:
-    """`AnytimeDenseNet(depth=100, growth_rate=12, **kwargs)`: DenseNet-BC-100 (k=12) in
-    the CIFAR form, 48 dense units."""
+    """`AnytimeDenseNet(depth=100, growth_rate=12, **kwargs)`: DenseNet-BC-100 (k=12).
+
+    The CIFAR form, 48 dense units (48 exits at exit_every=1).
+    """
     return AnytimeDenseNet(depth=100, growth_rate=12, **kwargs)

@@ -33,8 +33,17 @@ __all__ = ["EANN", "eann_members", "freeze_members_before", "member_depths"]
 
 
 def member_depths(num_members: int, base: float, first_depth: int) -> list[int]:
-    """CIFAR ResNet depths 6n + 2 whose unit counts n grow by `base` from `first_depth`
-    (rounded half up): (3, 2, 8) -> [8, 14, 26]."""
+    """CIFAR ResNet depths 6n + 2 whose unit counts n grow by `base`: (3, 2, 8) -> [8, 14, 26].
+
+    Args:
+        num_members: how many depths, >= 1.
+        base: the growth factor of n from one member to the next (rounded half up), > 1.
+        first_depth: the first member's depth, 6n + 2 with n >= 1.
+
+    Raises:
+        ValueError: an argument out of its range, or a base too close to 1 for the depths
+            to grow.
+    """
     _base.positive_int(num_members, "num_members")
     if isinstance(first_depth, bool) or not isinstance(first_depth, int):
         raise ValueError(f"first_depth must be an integer 6n+2, got {first_depth!r}.")
@@ -59,9 +68,17 @@ def member_depths(num_members: int, base: float, first_depth: int) -> list[int]:
 
 
 def eann_members(model: keras.Model) -> list[AnytimeModel]:
-    """The members of an EANN, shallow to deep: `AnytimeModel`s that share their layers
-    with it, so compiling and fitting member k (with its own AdaLoss) trains the EANN's
-    member k."""
+    """The members of an EANN, shallow to deep, as `AnytimeModel`s.
+
+    They share their layers with the EANN, so compiling and fitting member k (with its
+    own AdaLoss) trains the EANN's member k.
+
+    Args:
+        model: an EANN, as `EANN()` builds it.
+
+    Raises:
+        ValueError: `model` has no members (it is not an EANN).
+    """
     found = [
         layer
         for layer in model.layers
@@ -73,9 +90,18 @@ def eann_members(model: keras.Model) -> list[AnytimeModel]:
 
 
 def freeze_members_before(model: keras.Model, k: int) -> None:
-    """Freeze members 1..k-1 (weights fixed, BatchNorm in inference mode) and make
-    members k.. trainable, for fitting the whole EANN while member k learns. Compile the
-    model again afterwards."""
+    """Freeze members 1..k-1 and make members k.. trainable, to fit the EANN for member k.
+
+    The frozen members keep their weights and run BatchNorm in inference mode. Compile the
+    model again afterwards.
+
+    Args:
+        model: an EANN, as `EANN()` builds it.
+        k: the member that learns, 1-based.
+
+    Raises:
+        ValueError: `k` is not a member number.
+    """
     members = eann_members(model)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(members):
         raise ValueError(f"k must be a member number in 1..{len(members)}, got {k!r}.")
@@ -119,14 +145,23 @@ def EANN(
     members for fitting the whole EANN.
 
     Args:
-        num_members, base, first_depth: the sequence when `depths` is None.
-        width, exit_every: of every member (see `AnytimeResNet`).
+        num_members: the number of members when `depths` is None. Defaults to 3.
+        base: the growth of the members' unit counts (and about their costs), > 1, when
+            `depths` is None. Defaults to 2.
+        first_depth: the first member's depth, 6n + 2, when `depths` is None. Defaults
+            to 8.
+        width: every member's `AnytimeResNet` width. Defaults to 16.
+        exit_every: every member's `AnytimeResNet` exit_every. Defaults to 1.
         {shared arguments}
-            (With include_top=False, every member's feature maps, in order.)
         depths: explicit member depths (any `AnytimeResNet` depths), shallow to deep.
+            Defaults to None (`member_depths(num_members, base, first_depth)`).
 
     Returns:
-        An `AnytimeModel`.
+        An `AnytimeModel` (without the top, every member's feature maps, in order).
+
+    Raises:
+        ValueError: no member depths, a depth that `AnytimeResNet` refuses, or a shared argument
+            that keras.applications refuses.
     """
     if depths is None:
         depths = member_depths(num_members, base, first_depth)

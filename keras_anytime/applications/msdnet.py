@@ -13,7 +13,7 @@ next scale at half of it, with `n_channels * gr_factor[s]` channels at first. Ev
 adds `growth_rate * gr_factor[s]` channels at each scale it keeps (dense connectivity:
 the new channels are concatenated). Every exit reads the coarsest scale. As depth grows
 the finest scales are dropped (`prune`), with a 1x1 transition that compresses the
-channels by `reduction`.
+channels by `reduction`. The paper's configurations: `MSDNET_CONFIGS` (`msdnet_configs`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from keras import layers
 
 from keras_anytime.applications import base as _base
+from keras_anytime.applications.msdnet_configs import MSDNET_CONFIGS
 from keras_anytime.layers import RunAfter
 from keras_anytime.models import AnytimeModel
 
@@ -37,44 +38,6 @@ __all__ = [
     "msd_layer",
     "scale_schedule",
 ]
-
-# The configurations of the paper, as the reference README trains them.
-MSDNET_CONFIGS: dict[str, dict] = {
-    # CIFAR anytime prediction (paper Sec. 5 and Appendix A; README "block=7"): exits
-    # after layers 4, 6, ..., 16; `flops.msdnet_reference_counts` is checked against the
-    # reference's op_counter (tests/test_msdnet.py).
-    "cifar_anytime": {
-        "n_blocks": 7,
-        "step": 2,
-        "base": 4,
-        "step_mode": "even",
-        "n_channels": 16,
-        "growth_rate": 6,
-        "gr_factor": "1-2-4",
-        "bn_factor": "1-2-4",
-        "reduction": 0.5,
-        "prune": "max",
-        "bottleneck": True,
-        "variant": "cifar",
-    },
-    # ImageNet, 4 scales, an exit every 4 layers (README "block=5, step=4").
-    # `flops.msdnet_reference_counts` equals the figures the reference's measure_model prints for it
-    # (same run); our trainable params are 32 fewer (no stem conv bias).
-    "imagenet_step4": {
-        "n_blocks": 5,
-        "step": 4,
-        "base": 4,
-        "step_mode": "even",
-        "n_channels": 32,
-        "growth_rate": 16,
-        "gr_factor": "1-2-4-4",
-        "bn_factor": "1-2-4-4",
-        "reduction": 0.5,
-        "prune": "max",
-        "bottleneck": True,
-        "variant": "imagenet",
-    },
-}
 
 
 def _factors(value, what: str) -> list[int]:
@@ -94,15 +57,26 @@ def _factors(value, what: str) -> list[int]:
 
 
 def block_steps(n_blocks: int, step: int, base: int, step_mode: str) -> list[int]:
-    """Layers in each block: `base` in the first, then `step` ("even") or `step * i + 1`
-    ("lin_grow") in block i + 1."""
+    """The number of layers in each block, as the reference spaces the exits.
+
+    Args:
+        n_blocks: the number of blocks.
+        step: the layers of every further block ("even"), or their growth ("lin_grow").
+        base: the layers of the first block.
+        step_mode: "even" or "lin_grow" (block i + 1 has `step * i + 1` layers).
+    """
     return [base] + [step if step_mode == "even" else step * i + 1 for i in range(1, n_blocks)]
 
 
 def scale_schedule(n_layers: int, n_scales: int, prune: str) -> list[tuple[int, int]]:
-    """(input scales, output scales) of layers 1..n_layers, as the reference prunes them:
-    "max" drops the finest scale every ceil(L / S) layers; "min" keeps all scales until
-    the last S - 1 layers drop one each."""
+    """(input scales, output scales) of layers 1..n_layers, as the reference prunes them.
+
+    Args:
+        n_layers: L, the network's number of layers.
+        n_scales: S, the number of scales.
+        prune: "max" drops the finest scale every ceil(L / S) layers; "min" keeps every
+            scale until the last S - 1 layers, which drop one each.
+    """
     schedule = []
     interval = math.ceil(n_layers / n_scales)
     for n in range(1, n_layers + 1):
@@ -114,8 +88,16 @@ def scale_schedule(n_layers: int, n_scales: int, prune: str) -> list[tuple[int, 
 
 
 def conv_bn(x, filters: int, strides: int, bottleneck: bool, bn_width: int, name: str):
-    """The reference's ConvBN: [1x1 conv to min(c, bn_width * filters)-BN-ReLU], then a
-    3x3 conv (stride 1 or 2)-BN-ReLU to `filters` channels."""
+    """The reference's ConvBN: [1x1 conv-BN-ReLU], then 3x3 conv-BN-ReLU to `filters`.
+
+    Args:
+        x: the input map, of c channels.
+        filters: the output channels.
+        strides: the 3x3 convolution's stride, 1 or 2.
+        bottleneck: whether a 1x1 bottleneck of min(c, bn_width * filters) channels leads.
+        bn_width: the bottleneck's width factor (the scale's `bn_factor`).
+        name: the prefix of the layer names.
+    """
     if bottleneck:
         inner = min(x.shape[-1], bn_width * filters)
         x = _base.conv_bn_relu(x, inner, 1, name=f"{name}_bottleneck")
@@ -125,10 +107,19 @@ def conv_bn(x, filters: int, strides: int, bottleneck: bool, bn_width: int, name
 def msd_layer(
     features: list, out_scales: int, growth: list[int], bn: list[int], bottleneck: bool, name: str
 ) -> list:
-    """One MSDNet layer: the maps of scales S - len(features) .. S - 1 in, those of the
-    last `out_scales` scales out. Scale s gains `growth[s]` channels: from a 3x3 conv of
-    itself, or half from it and half from a strided 3x3 conv of scale s - 1 when that
-    scale is an input."""
+    """One MSDNet layer: the maps of the last len(features) scales in, of `out_scales` out.
+
+    Scale s gains `growth[s]` channels: from a 3x3 conv of itself, or half from it and
+    half from a strided 3x3 conv of scale s - 1 when that scale is an input.
+
+    Args:
+        features: the maps of scales S - len(features) .. S - 1 (0-based), finest first.
+        out_scales: how many of the coarsest scales the layer outputs.
+        growth: the channels each scale gains, one per scale (S).
+        bn: the bottleneck width factor of each scale.
+        bottleneck: whether every 3x3 conv has a 1x1 bottleneck before it.
+        name: the prefix of the layer names.
+    """
     n_scales = len(growth)
     by_scale = dict(zip(range(n_scales - len(features), n_scales), features))
     out = []
@@ -270,12 +261,11 @@ def MSDNet(
     variant: str | None = None,
     include_preprocessing: bool = True,
 ) -> AnytimeModel:
-    """MSDNet with one exit per block (`n_blocks` exits). Defaults: the paper's CIFAR
-    anytime model (`MSDNET_CONFIGS["cifar_anytime"]`); see `MSDNET_CONFIGS` for the
-    ImageNet step-4 model.
+    """MSDNet with one exit per block (`n_blocks` exits).
 
-    Forms (`variant`, by default "imagenet" for inputs (`input_shape` or `input_tensor`)
-    over 64 pixels, else "cifar"):
+    The defaults are the paper's CIFAR anytime model, `MSDNET_CONFIGS["cifar_anytime"]`.
+
+    Forms (`variant`; by default "imagenet" for inputs over 64 pixels, else "cifar"):
       CIFAR: 3x3 conv-BN-ReLU stem at scale 1. Exit heads: two 3x3/2 conv-BN-ReLU of
         128 channels, global average pooling, Dense. Default input (32, 32, 3).
       ImageNet: 7x7/2 conv-BN-ReLU and 3x3/2 max pool stem. Exit heads: two 3x3/2
@@ -286,30 +276,35 @@ def MSDNet(
     sizes (2x2 after the head's convs) the global pooling equals its AvgPool2d(2). The
     ImageNet stem conv has no bias (the reference's has one, before BatchNorm).
 
-    Costs: a block runs all its scales before its exit (`RunAfter`), so
-    `exit_flops(model)[k-1]` covers blocks 1..k and exit k's head, as the reference
-    runs them; `exit_flops(model, include_earlier_exits=True)` adds the earlier heads,
-    and `flops.msdnet_reference_counts(model)` reproduces the figures the reference prints.
+    Costs: a block runs all its scales before its exit (`RunAfter`), so exit k's
+    `exit_flops` covers blocks 1..k and exit k's head, as the reference runs them, and with
+    `include_earlier_exits=True` the earlier heads too; `flops.msdnet_reference_counts(model)`
+    reproduces the figures the reference prints.
 
     Args:
-        n_blocks: number of blocks, and of exits.
-        step, base, step_mode: block 1 has `base` layers; block i + 1 has `step` layers
-            ("even") or `step * i + 1` ("lin_grow").
-        n_channels: stem channels at scale 1 (times gr_factor[s] at scale s).
-        growth_rate: channels each layer adds at scale 1 (times gr_factor[s]).
-        gr_factor, bn_factor: per scale, as "1-2-4" or (1, 2, 4); their length is the
-            number of scales S. bn_factor caps the bottleneck width at
-            bn_factor[s] * (new channels).
-        reduction: channel fraction kept by the transition after a scale is dropped;
-            0 for none.
+        n_blocks: number of blocks, and of exits. Defaults to 7.
+        step: layers of blocks 2.. ("even") or their growth ("lin_grow"). Defaults to 2.
+        base: layers of block 1, >= 1. Defaults to 4.
+        step_mode: "even" (`step` layers in every later block) or "lin_grow" (`step * i
+            + 1` in block i + 1). Defaults to "even".
+        n_channels: stem channels at scale 1 (times gr_factor[s] at scale s). Defaults to 16.
+        growth_rate: channels each layer adds at scale 1 (times gr_factor[s]). Defaults to 6.
+        gr_factor: per scale, "1-2-4" or (1, 2, 4); S is its length. Defaults to "1-2-4".
+        bn_factor: per scale, as gr_factor; caps the bottleneck width at bn_factor[s] *
+            (new channels). Defaults to "1-2-4".
+        reduction: channel fraction each transition keeps (0: none). Defaults to 0.5.
         prune: "max" (drop a scale every ceil(L / S) layers) or "min" (keep every scale
-            until the last layers; transitions at L/3 and 2L/3).
-        bottleneck: 1x1 bottleneck before every 3x3 conv of a layer.
+            until the last layers; transitions at L/3 and 2L/3). Defaults to "max".
+        bottleneck: a 1x1 bottleneck before every 3x3 conv of a layer. Defaults to True.
         {shared arguments}
-            (With include_top=False, the coarsest-scale maps the heads read.)
+        variant: "cifar" or "imagenet" to force the form. Defaults to None (see Forms).
 
     Returns:
-        An `AnytimeModel` with outputs `exit_1 … exit_{n_blocks}`.
+        An `AnytimeModel` with outputs `exit_1 … exit_{n_blocks}` (without the top, the
+        coarsest-scale maps the heads read).
+
+    Raises:
+        ValueError: an argument out of range (the message names the fix), or too small an input.
     """
     gr, bn = _checked_arguments(
         n_blocks, step, base, step_mode, n_channels, growth_rate, gr_factor, bn_factor,
@@ -388,12 +383,17 @@ def MSDNet(
 
 
 def MSDNetCIFAR(**kwargs) -> AnytimeModel:
-    """`MSDNet(**MSDNET_CONFIGS["cifar_anytime"], **kwargs)`: the paper's CIFAR anytime
-    model (7 blocks and exits, 3 scales); `weights="cifar10"` loads `msdnet_cifar10`."""
+    """`MSDNet(**MSDNET_CONFIGS["cifar_anytime"], **kwargs)`: the paper's CIFAR model.
+
+    The CIFAR anytime model: 7 blocks and exits, 3 scales; `weights="cifar10"` loads the
+    zoo's `msdnet_cifar10`.
+    """
     return MSDNet(**{**MSDNET_CONFIGS["cifar_anytime"], **kwargs})
 
 
 def MSDNetImageNet(**kwargs) -> AnytimeModel:
-    """`MSDNet(**MSDNET_CONFIGS["imagenet_step4"], **kwargs)`: the paper's ImageNet
-    step-4 model (5 blocks and exits, 4 scales), input (224, 224, 3)."""
+    """`MSDNet(**MSDNET_CONFIGS["imagenet_step4"], **kwargs)`: the paper's ImageNet model.
+
+    The step-4 model: 5 blocks and exits, 4 scales, input (224, 224, 3).
+    """
     return MSDNet(**{**MSDNET_CONFIGS["imagenet_step4"], **kwargs})

@@ -39,7 +39,14 @@ IMAGENET_STAGES = {
 
 
 def basic_unit(x, filters: int, strides: int, name: str):
-    """Pre-activation basic unit: BN-ReLU-conv3x3-BN-ReLU-conv3x3, plus the shortcut."""
+    """Pre-activation basic unit: BN-ReLU-conv3x3-BN-ReLU-conv3x3, plus the shortcut.
+
+    Args:
+        x: the unit's input feature map.
+        filters: the output channels.
+        strides: the first convolution's stride (2 starts a stage).
+        name: the prefix of the unit's layer names.
+    """
     preact = base.bn_relu(x, f"{name}_preact")
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
@@ -51,7 +58,14 @@ def basic_unit(x, filters: int, strides: int, name: str):
 
 
 def bottleneck_unit(x, filters: int, strides: int, name: str):
-    """Pre-activation bottleneck unit: 1x1 (filters), 3x3 (filters), 1x1 (4 * filters)."""
+    """Pre-activation bottleneck unit: 1x1 (filters), 3x3 (filters), 1x1 (4 * filters).
+
+    Args:
+        x: the unit's input feature map.
+        filters: the inner channels; the unit outputs 4 * filters.
+        strides: the 3x3 convolution's stride (2 starts a stage).
+        name: the prefix of the unit's layer names.
+    """
     preact = base.bn_relu(x, f"{name}_preact")
     shortcut = x
     if strides != 1 or x.shape[-1] != 4 * filters:
@@ -65,8 +79,17 @@ def bottleneck_unit(x, filters: int, strides: int, name: str):
 
 
 def resolve_variant(depth: int, variant: str | None, input_shape) -> str:
-    """'cifar' for depth 6n+2, 'imagenet' for 18/34/50/101/152; 50 and 152 are both, and
-    then inputs of at most 64 pixels mean 'cifar'."""
+    """The form of a ResNet depth: "cifar" for 6n+2, "imagenet" for 18/34/50/101/152.
+
+    Args:
+        depth: the network's depth; 50 and 152 fit both forms.
+        variant: "cifar" or "imagenet" to force the form, None to pick it from the depth
+            (for a depth of both forms, "cifar" for inputs of at most 64 pixels).
+        input_shape: the input's (height, width, channels), or None.
+
+    Raises:
+        ValueError: `depth` is no ResNet depth, or not one of the form `variant` asks for.
+    """
     return base.pick_variant(
         variant,
         input_shape,
@@ -117,11 +140,27 @@ def AnytimeResNet(
     Dense(classes); ResNet-20 has 9 units and 9 exits at exit_every=1.
 
     Args:
-        depth, width, exit_every, variant: as above.
+        depth: 6n + 2 (CIFAR form) or 18, 34, 50, 101, 152 (ImageNet form). Defaults to 20.
+        width: the first stage's channels. Defaults to None: 16 (CIFAR), 64 (ImageNet).
+        exit_every: an exit every this many units, counted back from the last. Defaults
+            to 1 (an exit after every unit).
         {shared arguments}
+        variant: "cifar" or "imagenet" to force the form. Defaults to None (the depth and
+            the input size decide, as above).
 
     Returns:
         An `AnytimeModel`.
+
+    Raises:
+        ValueError: a depth of no form, a width, `classes` or `exit_every` below 1, an
+            input too small for the depth, or a shared argument keras.applications refuses.
+
+    Example:
+
+    ```python
+    model = keras_anytime.applications.AnytimeResNet(depth=20, weights="cifar10")
+    probabilities = model.predict(images)  # a list: exit_1 … exit_9, shallow to deep
+    ```
     """
     shape = base.checked_input_shape(
         input_tensor,
@@ -192,8 +231,10 @@ def AnytimeResNet(
 
 
 def AnytimeResNet20(**kwargs) -> AnytimeModel:
-    """`AnytimeResNet(depth=20, **kwargs)`: the CIFAR form, 9 units (9 exits at
-    exit_every=1); `weights="cifar10"` loads the zoo's `resnet20_cifar10`."""
+    """`AnytimeResNet(depth=20, **kwargs)`: the CIFAR form, 9 units.
+
+    At exit_every=1 it has 9 exits; `weights="cifar10"` loads the zoo's `resnet20_cifar10`.
+    """
     return AnytimeResNet(depth=20, **kwargs)
 
 

@@ -16,8 +16,9 @@ CUTOUT_FILL = CIFAR10_MEAN
 
 
 def augment_numpy(images: np.ndarray, rng: np.random.Generator, cutout: int = 0) -> np.ndarray:
-    """`augment_cifar` on a batch, in NumPy: pad 4 (zeros), random crop, random
-    horizontal flip, then Cutout; each image draws its own crop, flip and square.
+    """`augment_cifar` on a batch, in NumPy; each image draws its own crop, flip and square.
+
+    Pad 4 (zeros), random crop, random horizontal flip, then Cutout.
 
     Args:
         images: a batch (B, H, W, C).
@@ -44,8 +45,9 @@ def augment_numpy(images: np.ndarray, rng: np.random.Generator, cutout: int = 0)
 
 
 def augment_cifar(image, label, cutout: int = 0):
-    """Standard CIFAR augmentation on one image, in TensorFlow (for `tf.data.Dataset.map`):
-    pad 4 (zeros), random crop, random horizontal flip, then Cutout.
+    """Standard CIFAR augmentation of one image, in TensorFlow (`tf.data.Dataset.map`).
+
+    Pad 4 (zeros), random crop, random horizontal flip, then Cutout.
 
     Args:
         image: a tensor (H, W, C).

@@ -51,8 +51,9 @@ def local_dir(data_dir: str | os.PathLike | None) -> Path | None:
 
 
 def val_digest(x: np.ndarray, y: np.ndarray) -> str:
-    """sha256 of a split's images (uint8 bytes, NHWC) followed by its labels (as uint8),
-    as a hex string: what `AGREED_VAL_SHA256` and a `dataset.json`'s "val_sha256" hold.
+    """Hex sha256 of a split: what `AGREED_VAL_SHA256` and a `dataset.json`'s "val_sha256" hold.
+
+    The hash covers the images (uint8 bytes, NHWC), then the labels (as uint8).
 
     Args:
         x: the images (N, H, W, C).
@@ -64,12 +65,16 @@ def val_digest(x: np.ndarray, y: np.ndarray) -> str:
 
 
 def describe(data_dir: str | os.PathLike) -> dict:
-    """What a local folder holds: `{"name": ..., "val_sha256": ...}` from its
-    `dataset.json`; without one, `{"name": "cifar10", ...}` when its val split is the
-    agreed CIFAR-10 val images, else `{"name": None}` (the folder does not say).
+    """What a local folder holds, as `{"name": ..., "val_sha256": ...}`.
+
+    From its `dataset.json`; without one, `{"name": "cifar10", ...}` when its val split is
+    the agreed CIFAR-10 val images, else `{"name": None}` (the folder does not say).
 
     Args:
         data_dir: the local NumPy folder.
+
+    Raises:
+        ValueError: a `dataset.json` that is not a JSON object with a "name".
     """
     folder = Path(data_dir)
     declared = folder / DESCRIPTION_FILE
@@ -116,13 +121,17 @@ def _check_holds(folder: Path, name: str, split: str) -> None:
 def load_numpy(
     data_dir: str | os.PathLike, split: str, name: str = "cifar10"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Arrays `x` uint8 (N, H, W, 3) and `y` int64 (N,) of a split of a local folder that
-    holds data set `name` (see `describe`).
+    """A split of a local folder: `x` uint8 (N, H, W, 3) and `y` int64 (N,).
 
     Args:
-        data_dir: the local NumPy folder.
+        data_dir: the local NumPy folder; it must hold data set `name` (see `describe`).
         split: one of `SPLITS`.
-        name: the data set the folder must hold. Default "cifar10".
+        name: the data set the folder must hold. Defaults to "cifar10".
+
+    Raises:
+        ValueError: an unknown split, a folder that holds another data set or does not
+            say, or a CIFAR-10 `val` that is not the agreed images.
+        FileNotFoundError: no training files, or no `test.npz` for the test split.
     """
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}: use one of {SPLITS}.")

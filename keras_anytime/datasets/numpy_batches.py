@@ -12,8 +12,9 @@ __all__ = ["NumpyBatches"]
 
 
 class NumpyBatches(keras.utils.PyDataset):
-    """`(images, labels)` batches of `x` uint8 (N, H, W, 3) and `y` (N,) for `fit` and
-    `evaluate` on any backend, without TensorFlow: float32 images in 0..255, int64 labels.
+    """`(images, labels)` batches of NumPy arrays for `fit` and `evaluate` on any backend.
+
+    No TensorFlow: the batches are float32 images in 0..255 and int64 labels.
 
     Args:
         x: uint8 images (N, H, W, 3), RGB 0..255, e.g. from `load_numpy`.
@@ -24,6 +25,10 @@ class NumpyBatches(keras.utils.PyDataset):
             batch. Default False.
         seed: seed of the order and of the augmentation; None: fresh entropy. Default None.
         cutout: side in pixels of the Cutout square (0: none; needs `augment`). Default 0.
+
+    Raises:
+        ValueError: `x` and `y` of different lengths, a batch size below 1, or a Cutout
+            without `augment`.
     """
 
     def __init__(

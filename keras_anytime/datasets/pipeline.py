@@ -25,11 +25,10 @@ def load(
     seed: int | None = None,
     cutout: int = 0,
 ):
-    """A `tf.data.Dataset` of `(images, labels)` batches: float32 (B, H, W, 3) in 0..255
-    and int64 (B,).
+    """A `tf.data.Dataset` of `(images, labels)` batches: float32 (B, H, W, 3), int64 (B,).
 
-    The local NumPy folder (`data_dir` or $KERAS_ANYTIME_DATA) is used when given;
-    otherwise tfds loads `name` (downloading it the first time).
+    The images are raw, 0..255. The local NumPy folder (`data_dir` or $KERAS_ANYTIME_DATA)
+    is used when given; otherwise tfds loads `name` (downloading it the first time).
 
     Args:
         name: one of `NAMES`; "folder" reads `data_dir/<split>/<class>/<image>`.
@@ -45,6 +44,19 @@ def load(
         seed: the shuffle's seed; None: fresh entropy. Default None.
         cutout: side in pixels of a Cutout square added to the augmentation (0: none; see
             `CUTOUT_FILL`). Default 0.
+
+    Raises:
+        ValueError: an unknown name or split, a batch size below 1, a Cutout without
+            augmentation, or a local folder that does not hold `name`.
+        FileNotFoundError: a local folder that does not exist.
+
+    Example:
+
+    ```python
+    train = keras_anytime.datasets.load("cifar10", "train", data_dir="data/cifar10")
+    val = keras_anytime.datasets.load("cifar10", "val", data_dir="data/cifar10")
+    model.fit(train, validation_data=val, epochs=2)
+    ```
     """
     import tensorflow as tf
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 __all__ = ["CIFAR10_MEAN", "CIFAR10_VARIANCE", "SPLITS", "SPLIT_RECORDS", "TRAIN_SIZE"]
 
 # Per-channel RGB mean and variance (0..255) of CIFAR-10's `train` split (records 0..44,999
-# of the local copy), measured with NumPy; the builders normalise with them. The official
+# of the local copy), computed with NumPy; the builders normalise with them. The official
 # images give (125.3, 123.0, 113.9) / (63.0, 62.1, 66.7)**2.
 CIFAR10_MEAN = (125.3156, 122.9370, 113.8772)
 CIFAR10_VARIANCE = (3915.379, 3840.356, 4423.586)

@@ -25,13 +25,17 @@ TFDS_SPLITS = {
 
 
 def catalog_dataset(name: str, split: str, shuffle: bool):
-    """A cached `tf.data.Dataset` of one `(image, label)` record after another from the
-    tensorflow-datasets catalogue, downloaded the first time.
+    """A cached `tf.data.Dataset` of `(image, label)` records from the tfds catalogue.
+
+    The data set is downloaded the first time.
 
     Args:
         name: a key of `TFDS_NAMES`.
         split: a key of `TFDS_SPLITS`; not "val" for a data set of `AGREED_VAL_SHA256`.
         shuffle: whether tfds shuffles the order of its files.
+
+    Raises:
+        ValueError: CIFAR-10's `val`, which tfds holds other images of.
     """
     if split == "val" and name in AGREED_VAL_SHA256:
         raise ValueError(
@@ -49,9 +53,10 @@ def catalog_dataset(name: str, split: str, shuffle: bool):
 
 
 def image_folder_dataset(folder: Path, split: str, shuffle: bool):
-    """`(dataset, size)`: the `(image, label)` records of `folder/<split>/<class>/<image>`
-    through `tfds.ImageFolder`, and how many there are. All images must have one size;
-    the labels are the class folders in sorted order.
+    """`(dataset, size)`: the `(image, label)` records of a folder of class folders.
+
+    Read through `tfds.ImageFolder` from `folder/<split>/<class>/<image>`. All images must
+    have one size; the labels are the class folders in sorted order.
 
     Args:
         folder: the folder of splits.

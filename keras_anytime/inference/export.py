@@ -23,8 +23,8 @@ With thresholds set by hand (no calibrated budget) every budget gets them and th
 
 Each stage is traced as its own TensorFlow function with its weights frozen into it, so
 a `tf.cond` hands on only the few tensors that flow between stages: with the weights as
-variables every `tf.cond` also took each later stage's variables as inputs (433 on the
-zoo's MSDNet), which cost TensorFlow's runtime about as much as the stages it skipped
+variables every `tf.cond` would also take each later stage's variables as inputs (hundreds
+on an MSDNet), and TensorFlow's runtime pays for every input of a `tf.cond` it runs
 (benchmarks/README.md, "Exported early exit"). At batch size 1 the SavedModel's serving
 function is compiled with XLA by default (`jit_compile`), the `tf.cond`s inside it: at batch
 1 TensorFlow's runtime costs about as much per operation as the small convolutions do, and
@@ -47,9 +47,15 @@ FORMATS = ("tf_saved_model", "litert")
 
 
 def frozen(model: keras.Model, batch_size: int | None = None) -> Callable:
-    """`model`'s inference function as a TensorFlow function with its weights as
-    constants: `fn(inputs)` -> the flat list of outputs, for inputs of `batch_size` rows
-    (None: any)."""
+    """`model`'s inference function as a TensorFlow function with its weights as constants.
+
+    Args:
+        model: a functional Keras model (TensorFlow backend).
+        batch_size: the rows of the inputs it takes. Defaults to None (any).
+
+    Returns:
+        `fn(inputs)` -> the flat list of the model's outputs.
+    """
     import tensorflow as tf
 
     # TensorFlow has no public name for this: it is what its LiteRT converter freezes with
@@ -204,10 +210,14 @@ def export(
             defaults to 1. At batch size 1 the graph branches on the image's confidence
             with static shapes; otherwise it gathers the images still in at each stage.
         jit_compile: compile the SavedModel's serving function with XLA, `tf.cond`s
-            included (it then compiles on its first call). None: for batch size 1, where
-            it ran the zoo's MSDNet 1.8-1.9x as fast on one CPU and 1.17x on an AVX2-only
-            one (benchmarks/README.md, "Exported early exit"). Other batch sizes gather to
-            shapes that XLA cannot compile.
+            included (it then compiles on its first call). Defaults to None: for batch
+            size 1, where TensorFlow's runtime costs about as much per operation as a small
+            convolution and XLA fuses the operations (benchmarks/README.md, "Exported early
+            exit"). Other batch sizes gather to shapes that XLA cannot compile.
+
+    Raises:
+        ValueError: an unknown format, a backend other than TensorFlow, or `jit_compile`
+            with LiteRT or a batch size other than 1.
     """
     signature, batch_size = _signature(predictor.model, format, batch_size)
     import tensorflow as tf
@@ -231,9 +241,22 @@ def export_model(
     batch_size: int | None = None,
     jit_compile: bool | None = None,
 ) -> None:
-    """Write a one-output `model` as `export` writes a predictor (frozen weights, the same
-    endpoint, converter and XLA settings), `serve` returning {"probabilities"}: the
-    baseline that an early-exit export is measured against."""
+    """Write a one-output `model` as `export` writes a predictor: the early exit's baseline.
+
+    Frozen weights, the same endpoint, converter and XLA settings; `serve(images)` returns
+    {"probabilities"}.
+
+    Args:
+        model: a functional model with one input and one output.
+        path: where to write.
+        format: "tf_saved_model" or "litert". Defaults to "tf_saved_model".
+        batch_size: the serving batch size. Defaults to None (any; LiteRT: 1).
+        jit_compile: XLA for the SavedModel. Defaults to None (at batch size 1).
+
+    Raises:
+        ValueError: an unknown format, a backend other than TensorFlow, or `jit_compile`
+            with LiteRT.
+    """
     signature, batch_size = _signature(model, format, batch_size)
     fn = frozen(model, batch_size)
 
@@ -281,7 +304,9 @@ def _write(
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
-    # traced here: ExportArchive's own wrapping ran the batch-1 graph about 10% slower
+    # traced here, with the signature and XLA setting given, not wrapped by ExportArchive,
+    # whose own wrapping makes a slower batch-1 graph (benchmarks/README.md, "Exported
+    # early exit")
     serve = tf.function(serve, input_signature=signature, jit_compile=jit_compile)
     archive.add_endpoint("serve", serve)
     path = os.fspath(path)

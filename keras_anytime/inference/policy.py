@@ -24,7 +24,12 @@ __all__ = [
 
 
 def exit_proportions(p: float, num_exits: int) -> np.ndarray:
-    """The MSDNet target share of images leaving at each exit, q_k ∝ p^k, k = 1..K (K,)."""
+    """The MSDNet target share of images leaving at each exit, q_k ∝ p^k, k = 1..K (K,).
+
+    Args:
+        p: the ratio of one exit's share to the previous one's, > 0.
+        num_exits: K.
+    """
     logits = np.log(p) * np.arange(1, num_exits + 1)
     q = np.exp(logits - logits.max())
     return q / q.sum()
@@ -40,6 +45,10 @@ def thresholds_for(confidence: np.ndarray, proportions: np.ndarray) -> np.ndarra
     threshold lies halfway between its confidence and the next lower one among the images
     still in (`_halfway`): the same images leave as at its confidence itself, and an
     exported graph, whose kernels round differently, makes the same choice for them.
+
+    Args:
+        confidence: (K, N) every exit's largest class probability for every image.
+        proportions: (K,) the share of the images to send to each exit.
     """
     num_exits, n = confidence.shape
     gone = np.zeros(n, dtype=bool)
@@ -69,14 +78,26 @@ def _halfway(high: float, lower: np.ndarray) -> float:
 
 
 def assign_exits(confidence: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """The exit (1-based, (N,)) each image leaves at: the first k with
-    confidence[k-1] >= thresholds[k-1], else the last."""
+    """The exit (1-based, (N,)) each image leaves at.
+
+    The first exit k with confidence[k-1] >= thresholds[k-1], else the last.
+
+    Args:
+        confidence: (K, N) every exit's largest class probability for every image.
+        thresholds: (K - 1,) the thresholds of exits 1..K-1.
+    """
     passed = confidence[:-1] >= np.asarray(thresholds)[:, None]
     return np.where(passed.any(axis=0), passed.argmax(axis=0) + 1, confidence.shape[0])
 
 
 def check_probabilities(probs: np.ndarray, from_logits: bool) -> None:
-    """Raise unless every exit's rows of `probs` (K, N, classes) are finite distributions."""
+    """Raise a ValueError unless every exit's rows of `probs` are finite distributions.
+
+    Args:
+        probs: (K, N, classes) every exit's outputs for every image.
+        from_logits: whether the outputs were logits turned into probabilities (the error
+            then gives no hint about logits).
+    """
     for k, p in enumerate(probs, start=1):
         if not np.all(np.isfinite(p)):
             raise ValueError(f"Exit {k} gave NaN or infinite outputs: check the model's weights.")
@@ -91,8 +112,12 @@ def check_probabilities(probs: np.ndarray, from_logits: bool) -> None:
 
 
 def checked_thresholds(values, num_exits: int) -> np.ndarray:
-    """`values` as (K - 1,) float64 thresholds in [0, 1], or a ValueError that says what
-    is wrong."""
+    """`values` as (K - 1,) float64 thresholds in [0, 1], or a ValueError saying what is wrong.
+
+    Args:
+        values: a sequence of thresholds, one for each of exits 1..K-1.
+        num_exits: K.
+    """
     k = num_exits
     try:
         t = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -112,8 +137,15 @@ def checked_thresholds(values, num_exits: int) -> np.ndarray:
 
 
 def average_macs(exit_macs: np.ndarray, exits: np.ndarray) -> float:
-    """Mean MACs per image of images that left at `exits` (N,), 1-based; `exit_macs` (K,)
-    is the cumulative cost of leaving at each exit."""
+    """Mean MACs per image of images that left at the given exits.
+
+    Args:
+        exit_macs: (K,) the cumulative cost of leaving at each exit.
+        exits: (N,) the exit of each image, 1-based.
+
+    Raises:
+        ValueError: no exits, or an exit outside 1..K.
+    """
     exits = np.asarray(exits)
     if exits.size == 0 or exits.min() < 1 or exits.max() > len(exit_macs):
         raise ValueError(f"exits must be a non-empty array of values in 1..{len(exit_macs)}.")
@@ -121,8 +153,11 @@ def average_macs(exit_macs: np.ndarray, exits: np.ndarray) -> float:
 
 
 def check_fraction(budget) -> float:
-    """`budget` as a float in (0, 1], a fraction of the full network's MACs, or a ValueError
-    that names what is wrong and what to pass instead."""
+    """`budget` as a float in (0, 1], or a ValueError naming what is wrong and the fix.
+
+    Args:
+        budget: a fraction of the full network's MACs.
+    """
     if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
         raise ValueError(
             f"budget must be a number in (0, 1], a fraction of the full network's MACs "
@@ -142,8 +177,12 @@ def check_fraction(budget) -> float:
 
 
 def check_budget(budget, exit_macs: np.ndarray) -> float:
-    """`budget` as a float fraction of `exit_macs[-1]`, or a ValueError: it must lie in
-    (0, 1] and at or above the cost of exit 1 alone."""
+    """`budget` as a float fraction of `exit_macs[-1]`, or a ValueError.
+
+    Args:
+        budget: a fraction in (0, 1], at or above the cost of exit 1 alone.
+        exit_macs: (K,) the cumulative cost of leaving at each exit.
+    """
     budget = check_fraction(budget)
     floor = float(exit_macs[0] / exit_macs[-1])
     if budget < floor:
@@ -156,8 +195,12 @@ def check_budget(budget, exit_macs: np.ndarray) -> float:
 
 
 def check_budgets(budget, exit_macs: np.ndarray) -> list[float]:
-    """`budget`, one number or a sequence of distinct numbers, as a list of budgets
-    checked by `check_budget`, or a ValueError."""
+    """`budget` as a list of budgets checked by `check_budget`, or a ValueError.
+
+    Args:
+        budget: one number or a sequence of distinct numbers.
+        exit_macs: (K,) the cumulative cost of leaving at each exit.
+    """
     if isinstance(budget, np.ndarray) and budget.ndim <= 1:
         budget = budget.tolist()
     if not isinstance(budget, (list, tuple)):
@@ -175,8 +218,15 @@ def check_budgets(budget, exit_macs: np.ndarray) -> list[float]:
 
 
 def select(budgets: list[float], budget) -> int:
-    """The index in `budgets` (ascending) of the largest budget at or below `budget`, or a
-    ValueError when `budget` is not a fraction in (0, 1] or lies below all of them."""
+    """The index of the largest calibrated budget at or below `budget`.
+
+    Args:
+        budgets: the calibrated budgets, ascending.
+        budget: the requested fraction in (0, 1].
+
+    Raises:
+        ValueError: `budget` is not a fraction in (0, 1], or lies below every budget.
+    """
     budget = check_fraction(budget)
     i = bisect.bisect_right(budgets, budget) - 1
     if i < 0:
@@ -191,12 +241,19 @@ def select(budgets: list[float], budget) -> int:
 def fit_thresholds(
     confidence: np.ndarray, exit_macs: np.ndarray, budget: float
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Thresholds under which the mean cost of the images of `confidence` (K, N) is at most
-    `budget * exit_macs[-1]`: (thresholds (K - 1,), the exit of each image (N,), p).
+    """Thresholds under which the images' mean cost is at most `budget * exit_macs[-1]`.
 
     Target exit shares q_k ∝ p^k (`exit_proportions`), thresholds from the sorted
     confidences of the images still in (`thresholds_for`); p is found by bisection on
     log p, the largest p whose cost meets the budget, rather than on a grid of p.
+
+    Args:
+        confidence: (K, N) every exit's largest class probability for every image.
+        exit_macs: (K,) the cumulative cost of leaving at each exit.
+        budget: the fraction of `exit_macs[-1]` to stay within.
+
+    Returns:
+        (thresholds (K - 1,), the exit of each image (N,), p).
     """
     num_exits = len(exit_macs)
     target = budget * float(exit_macs[-1])

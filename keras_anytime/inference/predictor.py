@@ -23,37 +23,40 @@ class EarlyExitPredictor:
     """Early-exit inference for a multi-exit functional model (any keras-anytime family).
 
     Args:
-        model: a functional model with outputs `exit_1 … exit_K` (K >= 2, shallow to
-            deep), each (batch, classes), one input with a fixed shape. Its layers are
-            used as they are (shared weights).
-        from_logits: the exits output logits (`classifier_activation=None`); a softmax
-            then gives the probabilities. False (default): they output probabilities.
+        model: a functional model of one input of fixed shape and outputs `exit_1 …
+            exit_K` (K >= 2, shallow to deep), each (batch, classes); its layers are shared.
+        from_logits: the exits output logits (`classifier_activation=None`), which a
+            softmax turns into probabilities. Defaults to False (probabilities).
 
-    Stages: the model's graph is walked from each exit back to the input, with nested
-    functional models (the members of an `EANN`) expanded into their layers, so an exit
-    inside a member cuts the member too. Stage k holds the layer calls exit k needs that
-    no earlier exit needs; it is a functional sub-model over the original layers whose
-    inputs are the tensors of earlier stages it reads (for MSDNet, every scale of the
-    previous block; for EANN, also the input image) and whose outputs are exit k's
-    probabilities and the tensors later stages read.
+    Stages (`stages.cut`): stage k holds the layer calls exit k needs that no earlier exit
+    needs, nested functional models (an `EANN`'s members) expanded into their layers; it
+    is a functional sub-model over the original layers that reads tensors of earlier
+    stages and outputs exit k's probabilities and the tensors later stages read.
 
-    Compilation: on TensorFlow each stage runs as a `tf.function` with reduce_retracing
-    (one graph for every batch size). On 2 CPU cores (AnytimeResNet-20) that is 1.7x the
-    images/s of calling the stages eagerly at batch 256 and 8x at batch 1; XLA
-    (`jit_compile`) was slower, as it compiles again for every count of images left.
-    On JAX each stage is `jax.jit`-compiled over power-of-two paddings of the images
-    left (see `stages.compiled`); on PyTorch the stages run eagerly.
+    Compilation (`stages.compiled`): on TensorFlow a `tf.function` with reduce_retracing
+    per stage, one graph for every batch size, which spares eager calls' per-operation
+    cost, and not XLA, which compiles again for every count of images left; on JAX
+    `jax.jit` over power-of-two paddings of the images left; on PyTorch none (eager).
 
     Thresholds start at 1.0 (only images of confidence exactly 1.0 leave early) until
-    `calibrate` or an assignment to `thresholds` sets them. `calibrate` at several budgets
-    keeps a table of them (`budget_table`); `predict(x, budget=b)` then uses the thresholds
-    of the largest calibrated budget at or below `b`, and `export` writes the whole table
-    into one artifact whose callers choose the budget per call.
+    `calibrate` or an assignment to `thresholds` sets them; `calibrate` at several budgets
+    keeps a table (`budget_table`) from which `predict` and `export` serve any budget.
 
     Attributes:
-        exit_macs: (K,) int, MACs of one image that leaves at exit k (cumulative, the
-            earlier exits' heads included; equals `exit_flops(model,
-            include_earlier_exits=True)`).
+        exit_macs: (K,) int, MACs of one image that leaves at exit k, the earlier heads
+            included (`exit_flops(model, include_earlier_exits=True, lazy=True)`).
+
+    Raises:
+        ValueError: not a functional model of one input and >= 2 exits of one shape.
+
+    Example:
+
+    ```python
+    predictor = EarlyExitPredictor(zoo.from_preset("msdnet_cifar10"))
+    predictor.calibrate(x_val, y_val, budget=[0.3, 0.5, 1.0])
+    probabilities, exits = predictor.predict(x_test, budget=0.5)
+    predictor.save("msdnet.keras")  # and msdnet.keras.early_exit.json
+    ```
     """
 
     def __init__(self, model: keras.Model, *, from_logits: bool = False):
@@ -91,11 +94,11 @@ class EarlyExitPredictor:
 
     @property
     def thresholds(self) -> np.ndarray:
-        """(K - 1,) floats in [0, 1], those `predict` uses without a budget: an image
-        leaves at exit k < K when its largest class probability there is >=
+        """(K - 1,) floats in [0, 1], those `predict` uses without a budget.
+
+        An image leaves at exit k < K when its largest class probability there is >=
         thresholds[k-1]; exit K takes every image left. After `calibrate`, those of its
-        largest budget. A copy; assign a new sequence to change them (this clears
-        `budget` and `budget_table`)."""
+        largest budget. A copy; assigning a new sequence clears `budget_table`."""
         return self._current().copy()
 
     @thresholds.setter
@@ -105,17 +108,16 @@ class EarlyExitPredictor:
 
     @property
     def budget(self) -> float | None:
-        """The budget (fraction of `exit_macs[-1]`) of `thresholds`: the largest of the last
-        `calibrate`; None when the thresholds were set by hand."""
+        """The largest calibrated budget, that of `thresholds`; None for thresholds set by hand."""
         return self._table[-1]["budget"] if self._table else None
 
     @property
     def budget_table(self) -> list[dict]:
-        """The budgets of the last `calibrate`, smallest first, one dict each:
-        {"budget", "thresholds" (K - 1 floats), "average_macs" (MACs per image on the
-        calibration images), "accuracy" (top-1 on them, 0..1)}. `average_macs` and
-        `accuracy` are None when loaded from a sidecar that did not keep them. Empty when
-        the thresholds were set by hand."""
+        """The budgets of the last `calibrate`, smallest first; empty for thresholds by hand.
+
+        One dict each: {"budget", "thresholds" (K - 1 floats), "average_macs" (MACs per
+        image on the calibration images), "accuracy" (top-1 on them, 0..1)}, the last two
+        None when loaded from a sidecar that did not keep them."""
         return [{**entry, "thresholds": entry["thresholds"].tolist()} for entry in self._table]
 
     def _walk(
@@ -172,10 +174,9 @@ class EarlyExitPredictor:
         Args:
             x: the images.
             batch_size: images per batch. Defaults to 256.
-            budget: a fraction of the full network's MACs in (0, 1]: the thresholds of the
-                largest calibrated budget at or below it (`budget_table`). A budget below
-                the smallest calibrated one, outside (0, 1] or NaN raises a ValueError.
-                None (default): `thresholds`.
+            budget: a fraction in (0, 1] of the full network's MACs: the thresholds of the
+                largest calibrated budget at or below it (a ValueError below the smallest,
+                or NaN). Defaults to None (`thresholds`).
 
         Returns:
             probabilities: (N, classes) float32, those of the exit each image left at.
@@ -201,8 +202,13 @@ class EarlyExitPredictor:
         return self._table[policy.select([e["budget"] for e in self._table], budget)]
 
     def predict_at(self, x: np.ndarray, exit: int, batch_size: int = 256) -> np.ndarray:
-        """Exit `exit`'s (1-based) probabilities (N, classes) for every image, running
-        stages 1..exit only (anytime mode)."""
+        """One exit's probabilities (N, classes), running only the stages up to it (anytime).
+
+        Args:
+            x: the images (N, H, W, C).
+            exit: the exit, 1-based, in 1..K (else a ValueError).
+            batch_size: images per batch. Defaults to 256.
+        """
         if isinstance(exit, bool) or not isinstance(exit, (int, np.integer)):
             raise ValueError(f"exit must be an integer in 1..{self.num_exits}, got {exit!r}.")
         if not 1 <= exit <= self.num_exits:
@@ -219,8 +225,12 @@ class EarlyExitPredictor:
         return probs, exits
 
     def exit_probabilities(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Every exit's probabilities for every image, (K, N, classes) float32, computed
-        by the stages (each image runs through all of them)."""
+        """Every exit's probabilities for every image, (K, N, classes) float32, by the stages.
+
+        Args:
+            x: the images (N, H, W, C).
+            batch_size: images per batch. Defaults to 256.
+        """
         x = self._checked_x(x, batch_size)
         out = np.zeros((self.num_exits, len(x), self.classes), np.float32)
         for k, p, rows, _ in self._walk(x, batch_size, None, self.num_exits):
@@ -228,7 +238,11 @@ class EarlyExitPredictor:
         return out
 
     def average_macs(self, exits: np.ndarray) -> float:
-        """Mean MACs per image of images that left at `exits` (N,), 1-based."""
+        """Mean MACs per image of images that left at the given exits.
+
+        Args:
+            exits: (N,) the exit of each image, 1-based, as `predict` returns them.
+        """
         return policy.average_macs(self.exit_macs, exits)
 
     def calibrate(
@@ -238,14 +252,12 @@ class EarlyExitPredictor:
         budget: float | Sequence[float],
         batch_size: int = 256,
     ) -> dict | list[dict]:
-        """Fit the thresholds on held-out images so that the mean MACs per image is
-        `budget` times the full network's (`exit_macs[-1]`), or just below, for one
-        budget or several.
+        """Fit the thresholds on held-out images to one budget of MACs per image, or several.
 
-        The MSDNet procedure (Huang et al., ICLR 2018; the reference's dynamic
-        evaluation), as `policy.fit_thresholds` runs it on the exits' confidences, once
-        per budget on one pass of the images through every exit. The budgets replace
-        `budget_table`; `thresholds` become those of the largest.
+        The mean MACs per image becomes `budget` times `exit_macs[-1]`, or just below, by
+        the MSDNet procedure (Huang et al., ICLR 2018; the reference's dynamic evaluation)
+        that `policy.fit_thresholds` runs once per budget on one pass through every exit.
+        The budgets replace `budget_table`; `thresholds` become those of the largest.
 
         Args:
             x_val: (N, H, W, C) images.
@@ -316,17 +328,25 @@ class EarlyExitPredictor:
         batch_size: int | None = None,
         jit_compile: bool | None = None,
     ) -> None:
-        """Write the predictor, its exit policy and budget table inside, as a TensorFlow
-        SavedModel or a LiteRT model that run with TensorFlow (or the LiteRT interpreter)
-        alone, served as `serve(images, budget)`; see `inference.export.export` for the
-        arguments and the outputs."""
+        """Write the predictor, exit policy and budget table inside (`inference.export.export`).
+
+        Args:
+            path: where to write.
+            format: "tf_saved_model" or "litert". Defaults to "tf_saved_model".
+            batch_size: the serving batch size. Defaults to None (any; LiteRT: 1).
+            jit_compile: XLA for the SavedModel. Defaults to None (at batch size 1).
+        """
         from keras_anytime.inference.export import export
 
         export(self, path, format, batch_size, jit_compile)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Save the model to `path` (a `.keras` file) and the thresholds, the budget table
-        and the costs to `path + ".early_exit.json"` (format in the package docstring)."""
+        """Save the model, and its thresholds, budget table and costs in a sidecar.
+
+        Args:
+            path: the model's `.keras` file; the sidecar is `path + ".early_exit.json"` (its
+                format is in the package docstring).
+        """
         path = os.fspath(path)
         self.model.save(path)
         sidecar = {
@@ -344,9 +364,16 @@ class EarlyExitPredictor:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EarlyExitPredictor:
-        """Load a predictor written by `save(path)`; checks the sidecar against the model.
-        A sidecar without "budgets" (written before the table was kept) gives a table of
-        its one budget, or none for thresholds set by hand."""
+        """Load a predictor written by `save(path)`, checking the sidecar against the model.
+
+        A sidecar without "budgets" gives a table of its one budget (none by hand).
+
+        Args:
+            path: the `.keras` file `save` wrote.
+
+        Raises:
+            ValueError: no early-exit sidecar, or one whose exit costs are not the model's.
+        """
         import keras_anytime.applications  # noqa: F401  registers the layers of every family
 
         path = os.fspath(path)

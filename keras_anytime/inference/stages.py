@@ -19,15 +19,23 @@ __all__ = ["Stage", "compiled", "cut", "stage_macs", "take_rows"]
 
 @dataclass
 class Stage:
-    """One stage: `fn(inputs)` -> [exit probabilities (b, classes), the exit's output as
-    the model computes it, *handed-on tensors], `fn` being `post` of the functional
-    sub-model `model` over the original layers, compiled for the backend."""
+    """One early-exit stage: the layer calls that one exit needs and no earlier exit does.
+
+    Args:
+        fn: `fn(inputs)` -> [exit probabilities (b, classes), the exit's output as the
+            model computes it, *handed-on tensors]: `post` of `model`, compiled for the
+            backend (`compiled`).
+        model: the functional sub-model over the original layers.
+        reads: the state keys of its inputs, in order.
+        writes: the state key of each of `fn`'s outputs (None: not needed later).
+        macs: MACs of one image through this stage alone.
+    """
 
     fn: Callable
     model: keras.Model
-    reads: list[int]  # state keys of its inputs, in order
-    writes: list[int | None]  # state key of each output (None: not needed later)
-    macs: int  # MACs of one image through this stage alone
+    reads: list[int]
+    writes: list[int | None]
+    macs: int
 
 
 class _Renamed(keras.layers.Layer):
@@ -61,12 +69,21 @@ def _inliner(prefix: str) -> Callable:
 
 
 def take_rows(tensor, rows: np.ndarray):
-    """`tensor[rows]`, in NumPy for the NumPy arrays that JAX stages return."""
+    """`tensor[rows]`, in NumPy for the NumPy arrays that JAX stages return.
+
+    Args:
+        tensor: a backend tensor or a NumPy array, rows first.
+        rows: the row numbers to keep.
+    """
     return tensor[rows] if isinstance(tensor, np.ndarray) else ops.take(tensor, rows, axis=0)
 
 
 def stage_macs(node) -> int:
-    """MACs of one layer call of a stage graph (a renamed layer counts as itself)."""
+    """MACs of one layer call of a stage graph (a renamed layer counts as itself).
+
+    Args:
+        node: the Keras `Node` of the call.
+    """
     layer = node.operation
     return node_macs(node, layer.layer if isinstance(layer, _Renamed) else layer)
 
@@ -79,8 +96,12 @@ def compiled(sub: keras.Model, post: Callable) -> Callable:
     two, so that the varying count of images still in flight compiles at most
     log2(batch) + 1 shapes (inference-mode layers treat rows independently, so padding
     changes no result); the NumPy arrays it returns are gathered in NumPy. PyTorch: eager,
-    since `torch.compile` took 40-120 s per model and recompiled on the changing counts of
-    images in flight (benchmarks/README.md, "Early-exit inference").
+    since `torch.compile` compiles for longer than a predictor runs and recompiles on the
+    changing counts of images in flight (benchmarks/README.md, "Early-exit inference").
+
+    Args:
+        sub: the stage's functional sub-model.
+        post: `post(flat outputs of sub)` -> [probabilities, *outputs].
     """
     backend = keras.config.backend()
     if backend == "tensorflow":
@@ -153,18 +174,25 @@ def _crossings(flat_input, stage_nodes: list[dict]) -> tuple[dict, dict, list[li
 
 
 def cut(model: keras.Model, post: Callable) -> list[Stage]:
-    """The stages of `model`, one per exit: a flat copy of its graph (nested functional
-    models expanded into their layers) cut so that stage k holds the layer calls exit k
-    reads that no earlier exit reads. `post(outputs)` turns a stage sub-model's outputs
-    into [probabilities, *outputs].
+    """The stages of `model`, one per exit.
+
+    A flat copy of its graph (nested functional models expanded into their layers) is cut
+    so that stage k holds the layer calls exit k reads that no earlier exit reads.
 
     The cut is lazy: work that the model's anytime order runs before an exit without the
     exit reading it (`RunAfter`: the finer scales of an MSDNet block) waits for the
-    first later exit that reads it, so an image that leaves early never pays for it.
-    On the zoo's MSDNet this takes exit 1 from 0.288 to 0.255 of the last exit's MACs
-    and its exported early exit at half those MACs from about 1.5x to 1.5-1.7x (SavedModel)
-    and 1.5-2.0x (LiteRT) the last-exit-only images/s (benchmarks/README.md, "Exported
-    early exit")."""
+    first later exit that reads it, so an image that leaves early never pays for it; on
+    the zoo's MSDNet that makes exit 1, and every early exit, cheaper
+    (benchmarks/README.md, "Exported early exit").
+
+    Args:
+        model: a functional model with one input and outputs ordered shallow to deep.
+        post: `post(outputs)` turns a stage sub-model's outputs into [probabilities,
+            *outputs].
+
+    Raises:
+        ValueError: an exit that needs nothing beyond the earlier exits.
+    """
     source = model.inputs[0]
     flat_input = keras.Input(batch_shape=source.shape, dtype=source.dtype)
     exits = list(model._run_through_graph([flat_input], call_fn=_inliner("")))

@@ -17,13 +17,19 @@ class TrainingDiverged(RuntimeError):
 
 
 def learning_rate(optimizer) -> float:
-    """The optimiser's learning rate at its current step."""
+    """The optimiser's learning rate at its current step.
+
+    Args:
+        optimizer: a Keras optimiser, its learning rate a float or a schedule.
+    """
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Logs each epoch's wall time as `epoch_seconds` and the learning rate at its end as
-    `learning_rate` (so history.csv keeps both)."""
+    """Logs each epoch's wall time, `epoch_seconds`, and final `learning_rate`.
+
+    Both go into the epoch's logs, so history.csv keeps them.
+    """
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.time()
@@ -34,8 +40,10 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Raises `TrainingDiverged` at the first batch whose training loss is NaN or infinite
-    (as `keras.callbacks.TerminateOnNaN` checks).
+    """Raises `TrainingDiverged` at the first batch whose training loss is NaN or infinite.
+
+    It checks as `keras.callbacks.TerminateOnNaN` does, but stops with an error that says
+    how to resume.
 
     Args:
         backup: the run's backup folder, which keeps the last finished epoch (named in the
@@ -61,9 +69,10 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class ExitProgressBar(keras.callbacks.ProgbarLogger):
-    """Keras's progress bar with four figures: the total loss, the last exit's accuracy,
-    the mean accuracy over the exits and the learning rate (val figures at epoch end);
-    history.csv still gets every exit's figures.
+    """Keras's progress bar, showing four figures rather than every exit's.
+
+    The total loss, the last exit's accuracy, the mean accuracy over the exits and the
+    learning rate (val figures at epoch end); history.csv still gets every exit's figures.
 
     Args:
         num_exits: the model's number of exits.

@@ -19,8 +19,7 @@ DISTRIBUTIONS = ("none", "data-parallel")  # keras.distribution, JAX backend
 
 @dataclass
 class TrainConfig:
-    """One training run: the model, its loss weighting, the recipe, the data and where
-    the run writes.
+    """One training run: the model, its loss weighting, the recipe, the data, the output.
 
     Args:
         out: the run's folder: backup/ (every epoch; a run with the same `out` resumes
@@ -44,28 +43,36 @@ class TrainConfig:
         epochs: epochs of the schedule. Default 2.
         recipe: one of `recipes.RECIPES`. Default "short".
         batch_size: images per step. Default 128.
-        lr: the peak learning rate; None: the recipe's, scaled by batch_size / 128.
-        weight_decay: decoupled weight decay on the kernels; None: the recipe's.
-        l2: the kernels' L2 factor (0: none); None: the recipe's, else the builders'.
-        label_smoothing: None: the recipe's.
-        ema: momentum of an average of the weights (0: none); None: the recipe's.
+        lr: the peak learning rate. Default None: the recipe's, scaled by batch_size / 128.
+        weight_decay: decoupled weight decay on the kernels. Default None: the recipe's.
+        l2: the kernels' L2 factor (0: none). Default None: the recipe's, else the
+            builders'.
+        label_smoothing: the loss's label smoothing, in [0, 1). Default None: the recipe's.
+        ema: momentum of an average of the weights (0: none; `callbacks.WeightEMA`).
+            Default None: the recipe's.
         precision: "auto", "bfloat16" (`mixed_bfloat16`) or "float32"; "auto" picks
             bfloat16 on a GPU or a CPU with native bfloat16. Fix it for a run that may
             resume on another machine. Default "auto".
         jit_compile: "auto", "on" or "off" (XLA). Default "auto".
         data: the data set's name. Default "cifar10".
-        data_dir: a local NumPy folder (`datasets.local_dir`); None: $KERAS_ANYTIME_DATA,
-            else tensorflow-datasets.
+        data_dir: a local NumPy folder (`datasets.local_dir`). Default None:
+            $KERAS_ANYTIME_DATA, else tensorflow-datasets.
         cutout: Cutout square side in pixels (0: none). Default 0.
-        train_split: Default "train".
-        val_split: Default "val".
-        steps_per_epoch: None: one pass over the training split.
+        train_split: the split to train on. Default "train".
+        val_split: the split to validate on, and to evaluate at the end. Default "val".
+        steps_per_epoch: training steps per epoch. Default None: one pass over the
+            training split.
         strategy: tf.distribute strategy, one of STRATEGIES (TensorFlow backend). Default
             "none".
         distribution: keras.distribution, one of DISTRIBUTIONS (JAX backend). Default
             "none".
         seed: random seed of the weights and the data order. Default 0.
         verbose: Keras `fit` verbosity (0 silent, 1 bar, 2 a line an epoch). Default 1.
+
+    Raises:
+        ValueError: a family `train` cannot build, a model argument the family does not
+            take, an unknown weighting, strategy or distribution, or `epochs` or
+            `batch_size` below 1.
 
     Example:
 
@@ -143,7 +150,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """The configuration `to_dict` wrote."""
+        """The configuration `to_dict` wrote.
+
+        Args:
+            values: `to_dict`'s data, e.g. read back from JSON.
+
+        Raises:
+            ValueError: a field `TrainConfig` does not have.
+        """
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"TrainConfig has no field {sorted(unknown)}.")
@@ -151,9 +165,17 @@ class TrainConfig:
 
     @classmethod
     def from_run_json(cls, path: str | Path) -> TrainConfig:
-        """The configuration of the run whose run.json is at `path` (a file or its run
-        folder), recorded by this version (`config`) or by keras-anytime 0.1 (`args`, the
-        parsed command line)."""
+        """The configuration of a run, from its run.json.
+
+        run.json keeps it under `config`; runs of keras-anytime 0.1 kept the parsed command
+        line under `args`, which this reads too.
+
+        Args:
+            path: the run.json file, or the run's folder.
+
+        Raises:
+            ValueError: a run.json with neither `config` nor `args`.
+        """
         path = Path(path)
         record = json.loads((path / "run.json" if path.is_dir() else path).read_text())
         if "config" in record:
@@ -164,7 +186,7 @@ class TrainConfig:
 
     @classmethod
     def _from_0_1_args(cls, args: dict[str, Any]) -> TrainConfig:
-        # 0.1 kept each model argument under its command-line flag's name
+        # 0.1's `args` keep each model argument under its command-line flag's name
         options = registry.family(args["family"]).train_options or ()
         model = {o.name: args.get(o.cli_flag[2:].replace("-", "_")) for o in options}
         fields = {f.name for f in dataclasses.fields(cls)} - {"model", "precision"}

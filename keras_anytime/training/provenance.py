@@ -34,10 +34,11 @@ def data_record(name: str, data_dir: str | None) -> dict:
 
 
 def starts(out: Path, this: dict) -> list[dict]:
-    """Each start of the run in `out`, oldest first: the 0-based epoch it began at and its
-    START_FIELDS, `this` for this start. A run resumed elsewhere keeps what it began on,
-    e.g. mixed_bfloat16 before float32 on another CPU. A record without `starts` is that
-    of a run started once, at epoch 0.
+    """Each start of the run in `out`, oldest first, as recorded in its run.json.
+
+    Each is the 0-based epoch it began at and its START_FIELDS, `this` for this start. A
+    run resumed elsewhere keeps what it began on, e.g. mixed_bfloat16 before float32 on
+    another CPU. A record without `starts` is that of a run started once, at epoch 0.
 
     Args:
         out: the run's folder.
@@ -57,11 +58,12 @@ def starts(out: Path, this: dict) -> list[dict]:
 
 
 def starts_from(weights: str | None, builder_config, out: Path) -> dict | None:
-    """Where a run's initial weights came from: for a preset (a tag such as "cifar10" or a
-    preset name), its name, sha256 and training record (its own `starts_from` included),
-    so that a preset trained in stages keeps every stage; for a file, its path and sha256;
-    None from scratch. A resumed run keeps what its first start recorded: the preset may
-    have been replaced since, by this very run.
+    """Where a run's initial weights came from, for its run.json.
+
+    For a preset (a tag such as "cifar10" or a preset name), its name, sha256 and training
+    record (its own `starts_from` included), so that a preset trained in stages keeps
+    every stage; for a file, its path and sha256; None from scratch. A resumed run keeps
+    what its first start recorded: the preset may have been replaced since, by this run.
 
     Args:
         weights: the run's `weights` (a preset tag or name, a file path, or None).

@@ -39,16 +39,22 @@ class TrainResult:
 
     @property
     def model_path(self) -> Path:
+        """The trained model, `out / "model.keras"`."""
         return self.out / "model.keras"
 
     @property
     def best_weights_path(self) -> Path:
+        """The weights of the best val accuracy at the last exit, `out / "best.weights.h5"`."""
         return self.out / "best.weights.h5"
 
 
 def build_model(config: TrainConfig):
-    """The model `config` trains; for the "opt" weighting, only the network up to exit
-    `config.opt_at`."""
+    """The model a run trains, its weights loaded when the run starts from some.
+
+    Args:
+        config: the run; for the "opt" weighting the model is the network up to exit
+            `config.opt_at` only.
+    """
     from keras_anytime import registry
     from keras_anytime.models import truncate
 
@@ -60,7 +66,12 @@ def build_model(config: TrainConfig):
 
 
 def loss_weights(weighting: str, num_exits: int) -> list[float]:
-    """The exits' static loss weights for `weighting` (AdaLoss starts from CONST's)."""
+    """The exits' static loss weights of a weighting (AdaLoss starts from CONST's).
+
+    Args:
+        weighting: one of `WEIGHTINGS`.
+        num_exits: the model's number of exits (for "opt", the truncated model's).
+    """
     from keras_anytime import weighting as schemes
 
     if weighting in ("adaloss", "const"):
@@ -91,14 +102,19 @@ def _strategy(name: str):
 
 
 def eval_batches(name: str, split: str, data_dir, batch_size: int):
-    """Unshuffled, unaugmented batches of a split: `datasets.load` on TensorFlow, else
-    `datasets.NumpyBatches` over a local NumPy folder (tensorflow-datasets needs TF).
+    """Unshuffled, unaugmented batches of a split, on any backend.
+
+    `datasets.load` on TensorFlow, else `datasets.NumpyBatches` over a local NumPy folder
+    (tensorflow-datasets needs TensorFlow).
 
     Args:
         name: the data set's name, e.g. "cifar10".
         split: "train", "val", "train_full" or "test".
         data_dir: a local NumPy folder; None: $KERAS_ANYTIME_DATA, else tfds.
         batch_size: images per batch.
+
+    Raises:
+        ValueError: no local folder on a backend other than TensorFlow.
     """
     import keras
 

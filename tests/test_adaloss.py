@@ -209,6 +209,7 @@ print(json.dumps({"backend": keras.config.backend(), "w": np.array(s.weights_var
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_same_weights_on_jax_torch_and_tensorflow(backend):
     tests_dir = str(Path(__file__).parent)
@@ -232,6 +233,7 @@ def test_same_weights_on_jax_torch_and_tensorflow(backend):
     assert not np.allclose(results[backend]["w"], 1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["resnet", "densenet", "msdnet", "eann"])
 def test_import_registers_every_family_for_load_model(tmp_path, family):
     """A fresh process with only `import keras, keras_anytime` restores a saved model of

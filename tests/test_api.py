@@ -63,6 +63,7 @@ def test_every_public_module_lists_its_public_names(name):
     assert sorted(defined - set(listed)) == [], f"public in {name} but not in its __all__"
 
 
+@pytest.mark.slow
 def test_import_loads_only_what_load_model_needs():
     code = (
         "import json, sys, keras, keras_anytime\n"

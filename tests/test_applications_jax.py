@@ -11,6 +11,8 @@ from helpers import JAX_ENV, small_family_models
 
 from keras_anytime.flops import exit_flops
 
+pytestmark = pytest.mark.slow
+
 SCRIPT = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])

@@ -22,6 +22,7 @@ def test_resnet50_backbone_every_four_blocks():
     )
 
 
+@pytest.mark.slow
 def test_mobilenetv3_backbone_at_named_layers_frozen_trains_only_the_heads():
     backbone = keras.applications.MobileNetV3Small(
         include_top=False, weights=None, input_shape=(64, 64, 3), include_preprocessing=False
@@ -42,6 +43,7 @@ def test_mobilenetv3_backbone_at_named_layers_frozen_trains_only_the_heads():
     assert not np.allclose(np.array(model.exit_weighting.weights_var), 1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="export traces TF graphs")
 @pytest.mark.parametrize("family", ["ResNet50", "MobileNetV3Small"])
 def test_exits_on_keras_applications_backbones_export(family, tmp_path):
@@ -58,7 +60,7 @@ def test_exits_on_keras_applications_backbones_export(family, tmp_path):
     probs, exits = predictor.predict(x)
     predictor.export(tmp_path / "served")
     served = tf.saved_model.load(str(tmp_path / "served"))
-    out = served.serve(tf.constant(x))
+    out = served.serve(tf.constant(x), tf.constant(1.0))  # hand thresholds serve any budget
     np.testing.assert_array_equal(out["exit"].numpy(), exits)
     np.testing.assert_allclose(out["probabilities"].numpy(), probs, atol=1e-5)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from helpers import JAX_ENV
 
+pytestmark = pytest.mark.slow
+
 TESTS = Path(__file__).resolve().parent
 CORE = [
     "test_adaloss.py",

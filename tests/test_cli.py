@@ -49,6 +49,7 @@ def _epochs_in(history):
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_train_is_killed_and_resumes_then_eval(cifar_dir, tmp_path, capsys):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -99,6 +100,7 @@ def test_train_is_killed_and_resumes_then_eval(cifar_dir, tmp_path, capsys):
     assert [r["macs"] for r in with_flip["exits"]] == [2 * r["macs"] for r in plain["exits"]]
 
 
+@pytest.mark.slow
 def test_train_with_ema_validates_and_ends_on_the_average(cifar_dir, tmp_path):
     out = tmp_path / "ema"
     run = subprocess.run(
@@ -152,6 +154,7 @@ def test_train_refuses_a_model_option_its_family_does_not_take():
         cli.train_config(args)
 
 
+@pytest.mark.slow
 def test_train_on_jax_without_tensorflow(cifar_dir, tmp_path):
     """A JAX machine without TensorFlow (say, a CUDA one): train reads the NumPy folder."""
     blocked = tmp_path / "blocked"
@@ -180,6 +183,7 @@ def test_zoo_add_refuses_an_opt_run(tmp_path):
         _add_preset().main([str(tmp_path), "--name", "opt2"])
 
 
+@pytest.mark.slow
 def test_train_stops_with_a_clear_error_when_the_loss_diverges(cifar_dir, tmp_path):
     argv = _train_cmd(tmp_path / "run", cifar_dir, 2)[3:]
     with pytest.raises(SystemExit, match=r"loss became (nan|inf) at batch") as stopped:
@@ -191,6 +195,7 @@ def test_train_stops_with_a_clear_error_when_the_loss_diverges(cifar_dir, tmp_pa
     assert _epochs_in(tmp_path / "run" / "history.csv") == []  # the NaN epoch is not logged
 
 
+@pytest.mark.slow
 def test_a_run_from_a_preset_records_it_and_zoo_add_keeps_every_stage(cifar_dir, tmp_path):
     from keras_anytime import presets
 

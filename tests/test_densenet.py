@@ -39,6 +39,7 @@ def test_densenet_bc_100_single_exit_parameters():
     assert len(model.outputs) == 1 and params == pytest.approx(0.8e6, abs=0.05e6)
 
 
+@pytest.mark.slow
 def test_densenet121_matches_keras_applications():
     model = AnytimeDenseNet(121, exit_every=58, classes=1000)  # 58 units: one exit
     reference = keras.applications.DenseNet121(weights=None)
@@ -68,6 +69,7 @@ def test_include_top_false_and_shapes():
     assert model.output_names == ["features_1", "features_2", "features_3"]
 
 
+@pytest.mark.slow
 def test_round_trip_and_adaloss_training(tmp_path, tiny_data):
     x, y = tiny_data
     model = AnytimeDenseNet(10, growth_rate=4, dropout=0.1)  # 3 units, 3 exits

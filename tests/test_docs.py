@@ -4,6 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 
 def test_the_api_reference_builds_without_warnings(tmp_path):
     env = {**os.environ, "PDOC_ALLOW_EXEC": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}

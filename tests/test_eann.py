@@ -49,6 +49,7 @@ def test_include_top_false():
     ]
 
 
+@pytest.mark.slow
 def test_member_by_member_training_and_round_trip(tmp_path, tiny_data):
     x, y = tiny_data
     model = EANN(num_members=2, exit_every=3)  # ResNet-8 (1 exit), ResNet-14 (2 exits)
@@ -74,6 +75,7 @@ def test_member_by_member_training_and_round_trip(tmp_path, tiny_data):
     assert exit_flops(loaded) == exit_flops(model)
 
 
+@pytest.mark.slow
 def test_weights_file_with_and_without_top(tmp_path, tiny_data):
     x = tiny_data[0][:2]
     model = EANN(num_members=2, exit_every=3)

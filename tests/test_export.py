@@ -13,9 +13,12 @@ import pytest
 from keras_anytime.applications import AnytimeResNet
 from keras_anytime.inference import EarlyExitPredictor
 
-pytestmark = pytest.mark.skipif(
-    keras.config.backend() != "tensorflow", reason="export traces TensorFlow graphs"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        keras.config.backend() != "tensorflow", reason="export traces TensorFlow graphs"
+    ),
+]
 
 
 BUDGETS = [0.55, 0.75, 0.9]  # calibrated

@@ -166,6 +166,7 @@ def test_calibration_meets_budget_on_held_out_data(budget):
     assert held_out == pytest.approx(budget, rel=0.05)
 
 
+@pytest.mark.slow
 def test_save_and_load(tmp_path):
     model = SMALL["msdnet"]()
     x = images(model, 16)
@@ -287,6 +288,7 @@ def test_bad_budgets(budget, message):
         predictor.calibrate(x, y, budget)
 
 
+@pytest.mark.slow
 def test_several_budgets_make_a_table():
     model = dense_anytime(num_exits=4)
     x, y = toy_data(4000)

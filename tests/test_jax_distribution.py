@@ -18,6 +18,8 @@ from helpers import JAX_ENV
 
 from keras_anytime.distribution import use_data_parallel
 
+pytestmark = pytest.mark.slow
+
 TWO_CPU_DEVICES = {
     **JAX_ENV,
     "XLA_FLAGS": JAX_ENV["XLA_FLAGS"] + " --xla_force_host_platform_device_count=2",

@@ -119,6 +119,7 @@ STEP7_PRINTED = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides,expected",
     [({"step": 7, "base": 7}, STEP7_PRINTED), ({}, STEP4_PRINTED)],
@@ -157,6 +158,7 @@ def test_include_top_false_and_small_inputs():
     assert len(MSDNet(**SMALL, input_shape=(4, 4, 3)).outputs) == 3  # 4, 2, 1 pixels
 
 
+@pytest.mark.slow
 def test_round_trip_and_adaloss_training(tmp_path, tiny_data):
     x, y = tiny_data
     model = MSDNet(**SMALL, prune="min")

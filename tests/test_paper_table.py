@@ -85,6 +85,7 @@ def test_gaps_at_equal_macs_interpolate_the_large_network():
     assert gaps[1:] == pytest.approx([-5.0, 5.0])
 
 
+@pytest.mark.slow
 def test_dry_run_lists_every_run():
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--depth", "20", "--seeds", "0,1", "--large-depth", "32",

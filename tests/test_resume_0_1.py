@@ -14,7 +14,10 @@ import sys
 
 import h5py
 import numpy as np
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.slow
 
 FIXTURE = REPO / "tests" / "data" / "run_0_1"
 

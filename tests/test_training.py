@@ -9,6 +9,7 @@ from keras_anytime import registry
 from keras_anytime.training import TrainConfig, train
 
 
+@pytest.mark.slow
 def test_train_from_python_and_run_json_round_trips(cifar_dir, tmp_path):
     config = TrainConfig(
         str(tmp_path / "run"),

@@ -5,6 +5,7 @@ import pytest
 from keras_anytime.tuner import AnytimeHyperModel, ExitSummary
 
 
+@pytest.mark.slow
 def test_two_trial_random_search_on_the_anytime_objective(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (64, 32, 32, 3)).astype("float32")

@@ -5,6 +5,7 @@ import pytest
 from keras_anytime import applications as apps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "variant, generic",
     [

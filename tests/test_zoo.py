@@ -80,6 +80,7 @@ def test_two_presets_of_one_configuration_resolve_by_name_and_by_tag(fake_zoo):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_every_way_to_a_preset_goes_through_the_one_loader(fake_zoo, monkeypatch):
     folder, first, _ = fake_zoo
     eann = EANN(**EANN_CONFIG)

@@ -17,6 +17,7 @@ from keras_anytime.evaluation import evaluate_exits
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_preset_matches_manifest_on_val(name, cifar_dir):
     preset = zoo.get_preset(name)
@@ -29,6 +30,7 @@ def test_preset_matches_manifest_on_val(name, cifar_dir):
     assert model.count_params() == preset["params"]
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_package_and_the_zoo(tmp_path):
     """The built wheel (pyproject.toml's isolated build) holds every module of the
     package, the manifest and each preset's weight file with the manifest's sha256 under

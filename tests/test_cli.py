@@ -113,8 +113,12 @@ def test_train_with_ema_validates_and_ends_on_the_average(cifar_dir, tmp_path):
         last = list(csv.DictReader(f))[-1]
     # the last epoch validated the averaged weights, and the saved model holds them
     report = json.loads((out / "eval.json").read_text())
-    # (exit 1: the deeper exits' losses are past where eval's clipped probabilities agree)
-    assert float(last["val_exit_1_loss"]) == pytest.approx(report["exits"][0]["loss"], rel=1e-4)
+    for row in report["exits"]:  # the same predictions on the same 5,000 images
+        validated = float(last[f"val_exit_{row['exit']}_accuracy"])
+        assert validated == pytest.approx(row["accuracy"], abs=1e-6)
+    # exit 1's loss: the deeper exits' are past where eval's clipped probabilities agree, and
+    # how many probabilities reach the clip varies with the trained weights
+    assert float(last["val_exit_1_loss"]) == pytest.approx(report["exits"][0]["loss"], rel=2e-3)
 
 
 def test_zoo_list(capsys):

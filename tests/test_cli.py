@@ -246,3 +246,15 @@ def test_a_run_recorded_before_starts_were_kept_gets_its_first_start_at_epoch_0(
     earliest = {"epoch": 0, **first, "jit_compile": None}
     assert provenance.starts(tmp_path, now) == [earliest, {"epoch": 28, **now}]
     assert provenance.starts(tmp_path / "fresh", now) == [{"epoch": 0, **now}]
+
+
+def test_every_queued_run_is_a_train_command_with_one_precision_writing_to_its_folder():
+    runs = json.loads((REPO / "queue" / "queue.json").read_text())["runs"]
+    assert len({run["out"] for run in runs}) == len(runs)
+    for run in runs:
+        program, *argv = run["command"].split()
+        assert program == "keras-anytime" and argv[0] == "train", run["name"]
+        config = cli.train_config(cli.parser().parse_args(argv))
+        # A fixed precision and no XLA choice left to the CPU: a run resumed elsewhere keeps both.
+        assert config.out == run["out"] and config.precision != "auto", run["name"]
+        assert config.jit_compile != "auto", run["name"]

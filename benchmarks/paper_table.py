@@ -126,7 +126,8 @@ def table(
     picks = {name: exit_at(f, num_exits) for name, f in FRACTIONS.items()}
     result = {"relative_error_increase_vs_opt": {}, "errors": {"opt": dict(opt_errors)}}
     for weighting, per_exit in errors.items():
-        at = {name: per_exit[k - 1] for name, k in picks.items()}
+        # 4 places, as `accuracy` holds them; further digits are float noise.
+        at = {name: round(float(per_exit[k - 1]), 4) for name, k in picks.items()}
         result["relative_error_increase_vs_opt"][weighting] = {
             name: None
             if opt_errors[name] is None

@@ -126,7 +126,7 @@ def table(
     picks = {name: exit_at(f, num_exits) for name, f in FRACTIONS.items()}
     result = {"relative_error_increase_vs_opt": {}, "errors": {"opt": dict(opt_errors)}}
     for weighting, per_exit in errors.items():
-        # 4 places, as `accuracy` holds them; further digits are float noise.
+        # 4 places, as `accuracy` holds them (OPT's too); further digits are float noise.
         at = {name: round(float(per_exit[k - 1]), 4) for name, k in picks.items()}
         result["relative_error_increase_vs_opt"][weighting] = {
             name: None
@@ -153,7 +153,7 @@ def assemble(accuracy: dict[tuple[str, int], list[float]], num_exits: int) -> di
     opt_errors = {}
     for f, x in FRACTIONS.items():
         at = [accuracy[f"opt@{f}", s][exit_at(x, num_exits) - 1] for s in opt_seeds[f]]
-        opt_errors[f] = 1 - float(np.mean(at)) if at else None
+        opt_errors[f] = round(1 - float(np.mean(at)), 4) if at else None
     names = [n for n in SCHEMES if n in seeds]
 
     def errors(name: str, seed_list: list[int]) -> list[float]:
